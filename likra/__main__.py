@@ -1,0 +1,3 @@
+from likra.cli import main
+
+main()

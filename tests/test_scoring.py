@@ -1,0 +1,126 @@
+"""The engine against lm-evaluation-harness itself, on a tiny random model with the real tokenizer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from likra.scoring import Scorer
+
+PAIRS = [
+    # shared context, several choices of different token lengths (the packed tree)
+    ("Question: Which gas do plants take in?\nAnswer:", " carbon dioxide"),
+    ("Question: Which gas do plants take in?\nAnswer:", " oxygen"),
+    ("Question: Which gas do plants take in?\nAnswer:", " nitrogen and a little argon, mostly"),
+    ("Question: Which gas do plants take in?\nAnswer:", " H"),
+    # Winogrande style: different contexts, one continuation
+    ("Sarah was a better surgeon than Maria so Sarah", " always got the harder cases."),
+    ("Sarah was a better surgeon than Maria so Maria", " always got the harder cases."),
+    # trailing whitespace moves to the continuation; an empty context uses the prefix token
+    ("The sky is ", "blue"),
+    ("", " Answer"),
+    ("Answer:", " oxygen"),
+]
+
+
+def lm_eval_reference(model, tokenizer, pairs, batch_size=1):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    return lm.loglikelihood([Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)])
+
+
+def test_matches_lm_eval_harness(tiny_model, tokenizer):
+    ours = Scorer(tiny_model, tokenizer).loglikelihoods(PAIRS)
+    reference = lm_eval_reference(tiny_model, tokenizer, PAIRS)
+    for mine, (logprob, greedy) in zip(ours, reference, strict=True):
+        assert mine.logprob == pytest.approx(logprob, abs=1e-4)
+        assert mine.greedy == greedy
+    assert all(math.isfinite(v.logprob) and v.logprob < 0 for v in ours)
+
+
+def test_token_counts_and_encoding_follow_lm_eval(tokenizer, tiny_model):
+    scorer = Scorer(tiny_model, tokenizer)
+    ((context, continuation),) = scorer.encode([("The sky is ", "blue")])
+    assert context == tokenizer("The sky is")["input_ids"]
+    assert continuation == tokenizer("The sky is blue")["input_ids"][len(context) :]
+    ((context, continuation),) = scorer.encode([("", " Answer")])
+    assert context == [scorer.prefix_token_id]
+    values = scorer.loglikelihoods(PAIRS)
+    assert [v.n_tokens for v in values] == [len(c) for _, c in scorer.encode(PAIRS)]
+
+
+@pytest.mark.parametrize("batch_tokens", [1, 64, 100_000])
+def test_batching_does_not_change_results(tiny_model, tokenizer, batch_tokens):
+    reference = Scorer(tiny_model, tokenizer, batch_tokens=1024).loglikelihoods(PAIRS)
+    values = Scorer(tiny_model, tokenizer, batch_tokens=batch_tokens).loglikelihoods(PAIRS)
+    for a, b in zip(values, reference, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-5)
+
+
+def test_shared_context_is_encoded_once(tiny_model, tokenizer):
+    """Four choices of one question make one packed row, not four forward passes over the context."""
+    scorer = Scorer(tiny_model, tokenizer)
+    calls = []
+    original = scorer._forward
+    scorer._forward = lambda batch: calls.append([len(r.continuations) for r in batch]) or original(batch)
+    scorer.loglikelihoods(PAIRS[:4])
+    assert calls == [[4]]
+
+
+def test_progress_reports_every_request(tiny_model, tokenizer):
+    done = []
+    Scorer(tiny_model, tokenizer, batch_tokens=32).loglikelihoods(PAIRS, progress=done.append)
+    assert sum(done) == len(PAIRS) and len(done) > 1
+
+
+def test_long_context_is_truncated_on_the_left(tiny_model, tokenizer):
+    long_context = "word " * 2000  # far beyond the tiny model's 512 positions
+    (value,) = Scorer(tiny_model, tokenizer).loglikelihoods([(long_context, " end")])
+    (reference,) = Scorer(tiny_model, tokenizer).loglikelihoods([("word " * 600, " end")])
+    assert math.isfinite(value.logprob)
+    assert value.logprob == pytest.approx(reference.logprob, abs=1e-4)  # both see the last 511 tokens
+
+
+def test_sliding_window_models_get_their_own_mask(tokenizer):
+    """A model mixing sliding-window and full attention (Gemma-3) scores as in a plain forward pass."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=512,
+    )
+    model = Gemma3ForCausalLM(config).eval()
+    context = "one two three four five six seven eight nine ten eleven twelve"
+    choices = [" thirteen fourteen", " and so on until the end"]
+    ours = Scorer(model, tokenizer).loglikelihoods([(context, c) for c in choices])
+    for value, choice in zip(ours, choices, strict=True):
+        ids = tokenizer(context + choice, return_tensors="pt")["input_ids"]
+        n_context = len(tokenizer(context)["input_ids"])
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(ids).logits[0].float(), -1)
+        targets = ids[0, n_context:]
+        expected = logprobs[n_context - 1 : -1].gather(1, targets[:, None]).sum().item()
+        assert value.logprob == pytest.approx(expected, abs=1e-4)
+
+
+def test_bfloat16_stays_close_to_float32(tiny_model, tokenizer):
+    import copy
+
+    half = copy.deepcopy(tiny_model).to(torch.bfloat16)
+    exact = Scorer(tiny_model, tokenizer).loglikelihoods(PAIRS)
+    approx = Scorer(half, tokenizer).loglikelihoods(PAIRS)
+    for a, b in zip(approx, exact, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, rel=0.05, abs=0.5)

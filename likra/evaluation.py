@@ -78,7 +78,7 @@ def score_requests(
                 id=r.item.id,
                 label=r.item.label,
                 loglikelihoods=[v.logprob for v in conditional[at : at + k]],
-                unconditional=[v.logprob for v in unconditional[at : at + k]] if calibrate else [],
+                unconditional=[v.logprob for v in unconditional[at : at + k]],  # empty without calibration
                 n_tokens=[v.n_tokens for v in conditional[at : at + k]],
                 n_chars=[len(a) for a in answers],
                 n_bytes=[len(a.encode("utf-8")) for a in answers],

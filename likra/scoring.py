@@ -8,7 +8,9 @@ continuation's tokens are the tail of the encoded whole), so the numbers agree w
   that restart after the context). lm-eval runs the whole context again for every choice;
 * vocabulary logits are computed only at the positions that predict a continuation token, not at every
   position (the LM head is a large share of a small model's cost);
-* rows are sorted by length and batched up to a token budget, so padding is a few percent at most.
+* rows are sorted by length and batched up to a token budget, so padding is a few percent at most;
+* a long context that fills a batch alone runs under the model's own causal kernel (which skips the masked
+  half) and its continuations then attend to its cached keys.
 
 Written by hand because neither transformers nor lm-eval offers shared-prefix scoring; the model itself is
 the unmodified transformers module, called with a custom mask.

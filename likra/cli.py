@@ -132,12 +132,12 @@ def tasks() -> None:
 
 
 def _quiet_libraries() -> None:
-    """Our progress bar and tables are the output; transformers' per-load bars and advice are noise here."""
+    """Our progress bar and tables are the output; transformers' per-load bars and advice are noise here.
+
+    Environment variables, read when transformers is first imported, so commands that never load a model
+    do not pay for importing it."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
 
 
 def main() -> None:

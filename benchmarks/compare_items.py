@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
-from likra.metrics import SCORES, ItemScores, argmax, correct
+from likra.metrics import SCORES, ItemScores, argmax, correct, metric_names
 
 
 def read(path: str) -> list[ItemScores]:
@@ -23,9 +23,8 @@ def main() -> None:
     pairs = list(zip(first, second, strict=True))
     diff = max(abs(u - v) for x, y in pairs for u, v in zip(x.loglikelihoods, y.loglikelihoods, strict=True))
     print(f"{len(first)} questions; largest |Δ log-likelihood| per choice {diff:.3g}")
-    for name, score in SCORES.items():
-        if name == "acc_calibrated" and not first[0].unconditional:
-            continue
+    for name in metric_names(calibrated=bool(first[0].unconditional)):
+        score = SCORES[name]
         same = sum(argmax(score(x)) == argmax(score(y)) for x, y in pairs)
         a, b = sum(correct(first, name)), sum(correct(second, name))
         print(f"{name:15s} same answer {same}/{len(first)}   correct {a} vs {b}")

@@ -67,13 +67,16 @@ def correct(scores: Sequence[ItemScores], metric: str) -> list[bool]:
     return [argmax(fn(s)) == s.label for s in scores]
 
 
+def metric_names(calibrated: bool = True) -> list[str]:
+    """The metrics the stored numbers support: ``acc_calibrated`` needs the unconditional controls."""
+    return [name for name in SCORES if calibrated or name != "acc_calibrated"]
+
+
 def summarize(scores: Sequence[ItemScores], calibrated: bool = True) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Accuracy of every metric (``acc_calibrated`` only when the controls were scored) and its 95% interval."""
     metrics: dict[str, float] = {}
     intervals: dict[str, list[float]] = {}
-    for name in SCORES:
-        if name == "acc_calibrated" and not calibrated:
-            continue
+    for name in metric_names(calibrated):
         hits = correct(scores, name)
         metrics[name] = sum(hits) / len(hits) if hits else 0.0
         intervals[name] = list(wilson_interval(sum(hits), len(hits)))

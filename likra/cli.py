@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -16,6 +17,8 @@ from rich.table import Table
 
 from likra.errors import LikraError
 
+DEFAULT_MODEL_NAME = "smollm2-135m"  # likra.models.DEFAULT_MODEL, without importing it at start-up
+
 app = typer.Typer(
     help="Teach language models from negative examples.",
     no_args_is_help=True,
@@ -26,7 +29,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Alias (smollm2-135m), model directory, .gguf, Hub id.")]
+TaskOpt = Annotated[str, typer.Option(help="arc_challenge, arc_easy, hellaswag, winogrande, mmlu, jsonl:PATH.")]
 DtypeOpt = Annotated[str, typer.Option(help="auto (CUDA bfloat16, CPU float32), float32, bfloat16, float16.")]
+ModeOpt = Annotated[
+    str | None,
+    typer.Option(help="likra (L+ - w·L-), sft (L+), negbase (Lbase - w·L-), posbase (L+ - Lbase), base."),
+]
+NegWeightOpt = Annotated[float, typer.Option(help="w, the negative head's weight.")]
+NormOpt = Annotated[str, typer.Option(help="Headline normalisation: char (acc_norm), byte, token, none (acc).")]
 DataDirOpt = Annotated[
     str | None,
     typer.Option("--data-dir", envvar="LIKRA_DATA_DIR", help="Folder with arc/, hellaswag/, ... (else the Hub)."),
@@ -60,6 +70,18 @@ def print_results(results: dict) -> None:
     console.print(
         f"{results['task']} · {results['split']} · n={results['n']} · {results['shots']}-shot · {results['model']}"
     )
+    if "checkpoint" in results:
+        ckpt = results["checkpoint"]
+        console.print(
+            f"checkpoint {ckpt['path']} · {ckpt['examples_seen']} examples · heads {', '.join(ckpt['heads'])}"
+        )
+    print_metrics(results)
+    console.print(f"scored in {results['seconds']:.1f} s ({results['dtype']}, {results['device']})")
+
+
+def print_metrics(results: dict) -> None:
+    """The headline mode's metrics, then (when heads were scored) every mode side by side."""
+    console.print(f"mode {results['mode']} (neg-weight {results['neg_weight']:g}) · headline: {results['norm']} norm")
     table = Table()
     table.add_column("metric")
     table.add_column("accuracy", justify="right")
@@ -68,15 +90,19 @@ def print_results(results: dict) -> None:
         low, high = results["ci95"][name]
         table.add_row(name, f"{value:.4f}", f"{low:.3f}-{high:.3f}")
     console.print(table)
-    console.print(f"scored in {results['seconds']:.1f} s ({results['dtype']}, {results['device']})")
+    modes = results.get("modes", {})
+    if len(modes) > 1:
+        names = list(results["metrics"])
+        table = Table("mode", *names)
+        for mode, metrics in modes.items():
+            table.add_row(mode, *(f"{metrics[n]:.4f}" if n in metrics else "-" for n in names))
+        console.print(table)
 
 
 @app.command("eval")
 def eval_command(
     model: ModelOpt = "smollm2-135m",
-    task: Annotated[str, typer.Option(help="arc_challenge, arc_easy, hellaswag, winogrande, mmlu, jsonl:PATH.")] = (
-        "arc_challenge"
-    ),
+    task: TaskOpt = "arc_challenge",
     split: Annotated[str | None, typer.Option(help="Split as in the data (default: the task's test split).")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N items.")] = None,
     sample: Annotated[int | None, typer.Option(help="A seeded random sample of N items.")] = None,
@@ -86,19 +112,39 @@ def eval_command(
     dtype: DtypeOpt = "auto",
     batch_tokens: Annotated[int, typer.Option(help="Padded tokens per forward pass.")] = 1024,
     calibrate: Annotated[bool, typer.Option(help="Also score answers after a bare 'Answer:' (acc_calibrated).")] = True,
+    checkpoint: Annotated[
+        str | None, typer.Option(help="A `likra train` folder or its step-K/: score its heads beside the base model.")
+    ] = None,
+    mode: ModeOpt = None,
+    neg_weight: NegWeightOpt = 1.0,
+    norm: NormOpt = "char",
     out: Annotated[str | None, typer.Option(help="Write results JSON here.")] = None,
     items_out: Annotated[str | None, typer.Option(help="Write one JSON line per question here.")] = None,
 ) -> None:
     """Score every answer choice by log-likelihood and report accuracies."""
     from likra.evaluation import EvalConfig, count_requests, evaluate, prepare, write_items, write_json
+    from likra.metrics import MODES, NORMS
     from likra.models import load_model
+    from likra.training import read_manifest
 
     _check_writable(out, "--out")
     _check_writable(items_out, "--items-out")
     if batch_tokens <= 0:
         raise LikraError(f"--batch-tokens {batch_tokens}: must be positive")
-    config = EvalConfig(task, split, limit, sample, shots, seed, data_dir, batch_tokens, calibrate)
+    if mode is not None and mode not in MODES:
+        raise LikraError(f"--mode {mode}: expected one of {', '.join(MODES)}")
+    if mode not in (None, "base") and not checkpoint:
+        raise LikraError(f"--mode {mode}: needs trained heads; give --checkpoint DIR")
+    if norm not in NORMS:
+        raise LikraError(f"--norm {norm}: expected one of {', '.join(NORMS)}")
+    config = EvalConfig(
+        task, split, limit, sample, shots, seed, data_dir, batch_tokens, calibrate, checkpoint, mode, neg_weight, norm
+    )
     requests = prepare(config)  # data errors surface before the model loads
+    if checkpoint:
+        _, manifest = read_manifest(checkpoint)
+        if model == DEFAULT_MODEL_NAME and manifest["base_model"]["name"] != model:
+            model = manifest["base_model"]["name"]  # the checkpoint's own base unless told otherwise
     loaded = load_model(model, dtype=dtype)
     with progress_bar(count_requests(requests, calibrate), f"scoring {len(requests)} questions") as advance:
         result = evaluate(loaded, config, requests, advance)
@@ -109,6 +155,123 @@ def eval_command(
     if items_out:
         write_items(items_out, result.items)
         console.print(f"items: {items_out}")
+
+
+@app.command()
+def train(
+    out: Annotated[str, typer.Option(help="Run folder: step-<examples>/{positive,negative}/ + likra.json.")],
+    model: ModelOpt = "smollm2-135m",
+    task: TaskOpt = "arc_challenge",
+    split: Annotated[str | None, typer.Option(help="The evaluation split kept out of the pool.")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Questions to train on (default: the whole pool).")] = None,
+    negatives: Annotated[str, typer.Option(help="incorrect, hardest, easiest, irrelevant, unrelated.")] = "incorrect",
+    negatives_per_question: Annotated[int, typer.Option(help="Negative answers per question.")] = 1,
+    contamination: Annotated[float, typer.Option(help="Fraction of negatives replaced by the correct answer.")] = 0.0,
+    heads: Annotated[str, typer.Option(help="both, positive, negative.")] = "both",
+    lr: Annotated[float, typer.Option(help="Constant AdamW learning rate.")] = 1e-3,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 8,
+    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.0,
+    target_modules: Annotated[str, typer.Option(help="Comma-separated module names.")] = "gate_proj,up_proj,down_proj",
+    batch_size: Annotated[int, typer.Option(help="Questions per optimiser step.")] = 8,
+    micro_batch_size: Annotated[int | None, typer.Option(help="Questions per forward pass (accumulation).")] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the questions.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seeds question order, negatives and LoRA initialisation.")] = 1234,
+    save_at: Annotated[str | None, typer.Option(help="Comma-separated example counts (default 8,16,32,...).")] = None,
+    max_length: Annotated[int, typer.Option(help="Longest example in tokens (the context is cut on the left).")] = 1024,
+    train_file: Annotated[
+        str | None, typer.Option(help="A JSONL pool in the task's format (needed for jsonl:).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    dtype: DtypeOpt = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")] = False,
+) -> None:
+    """Train a positive head on correct answers and a negative head on wrong ones (LoRA adapters)."""
+    from likra.data.pools import training_pool
+    from likra.evaluation import write_json
+    from likra.models import load_model
+    from likra.training import TrainConfig, build_training_set, save_points
+    from likra.training import train as run_training
+
+    config = TrainConfig(
+        model=model,
+        task=task,
+        eval_split=split,
+        n=n,
+        negatives=negatives,
+        negatives_per_question=negatives_per_question,
+        contamination=contamination,
+        heads=heads,
+        lr=lr,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        target_modules=[m.strip() for m in target_modules.split(",") if m.strip()],
+        batch_size=batch_size,
+        micro_batch_size=micro_batch_size,
+        epochs=epochs,
+        seed=seed,
+        save_at=_int_list(save_at, "--save-at"),
+        max_length=max_length,
+        data_dir=data_dir,
+        train_file=train_file,
+    )
+    config.check()
+    pool = training_pool(task, split, data_dir, train_file)  # data errors surface before the model loads
+    console.print(
+        f"training pool: {len(pool.items)} questions from {', '.join(pool.sources)} "
+        f"({len(pool.dropped)} dropped: they occur in {pool.eval_task}/{pool.eval_split})"
+    )
+    loaded = load_model(model, dtype=dtype)
+    data = build_training_set(config, loaded, pool)
+    total = len(data.questions) * config.epochs
+    console.print(
+        f"{len(data.questions)} questions x {config.epochs} epoch(s), {config.negatives} negatives, heads: "
+        f"{config.heads}; checkpoints at {', '.join(map(str, save_points(total, config.save_at)))} examples"
+    )
+    with progress_bar(total, "training") as advance:
+        result = run_training(loaded, config, out, resume=resume, data=data, progress=advance)
+    if result.resumed_from:
+        console.print(f"resumed from step-{result.resumed_from}")
+    table = Table("checkpoint", *config.head_names)
+    for path in result.checkpoints:
+        loss = json.loads((path / "likra.json").read_text())["loss"]
+        table.add_row(path.name, *(f"{loss[h]:.4f}" if loss.get(h) is not None else "-" for h in config.head_names))
+    console.print(table)
+    console.print(f"trained in {result.seconds:.1f} s; checkpoints in {out}/ (mean answer-token loss per interval)")
+    write_json(
+        Path(out) / "train_result.json", {"examples_seen": result.examples_seen, "seconds": round(result.seconds, 2)}
+    )
+
+
+@app.command()
+def rescore(
+    items: Annotated[str, typer.Argument(help="items.jsonl written by `likra eval --items-out`.")],
+    mode: ModeOpt = "likra",
+    neg_weight: NegWeightOpt = 1.0,
+    norm: NormOpt = "char",
+    out: Annotated[str | None, typer.Option(help="Write results JSON here.")] = None,
+) -> None:
+    """Recompute accuracies for any mode and weight from stored per-head log-likelihoods (no model)."""
+    from likra.evaluation import read_items, summarize_results, write_json
+
+    _check_writable(out, "--out")
+    scores = read_items(items)
+    results = {"items": items, "n": len(scores), **summarize_results(scores, mode, neg_weight, norm)}
+    console.print(f"{items} · n={len(scores)}")
+    print_metrics(results)
+    if out:
+        write_json(out, results)
+        console.print(f"results: {out}")
+
+
+def _int_list(value: str | None, option: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise LikraError(f"{option} {value}: expected comma-separated whole numbers") from None
 
 
 @app.command()

@@ -16,9 +16,10 @@ from likra.data import build_requests, get_task, load_items
 from likra.data.items import MCItem
 from likra.data.prompts import TARGET_DELIMITER, ItemRequests
 from likra.errors import LikraError
-from likra.metrics import ItemScores, summarize
+from likra.metrics import NORMS, ItemScores, available_modes, summarize_mode
 from likra.models import LoadedModel
-from likra.scoring import Scorer
+from likra.scoring import LogLikelihood, Scorer
+from likra.training import load_heads
 
 
 @dataclass
@@ -34,6 +35,14 @@ class EvalConfig:
     data_dir: str | None = None
     batch_tokens: int = 1024
     calibrate: bool = True  # also score each answer after the bare cue (acc_calibrated); ~40% more at 0 shots
+    checkpoint: str | None = None  # a `likra train` checkpoint: its heads are scored beside the base model
+    mode: str | None = None  # which combination is the headline (default: likra with a checkpoint, else base)
+    neg_weight: float = 1.0  # w in L+ - w·L-
+    norm: str = "char"  # length normalisation of the headline accuracy (see metrics.NORMS)
+
+    @property
+    def headline_mode(self) -> str:
+        return self.mode or ("likra" if self.checkpoint else "base")
 
 
 @dataclass
@@ -67,21 +76,32 @@ def score_requests(
     n_conditional = len(pairs)
     if calibrate:
         pairs += [pair for r in requests for pair in r.unconditional]
-    values = scorer.loglikelihoods(pairs, progress)
-    conditional, unconditional = values[:n_conditional], values[n_conditional:]
+    if scorer.heads:
+        by_head = scorer.loglikelihoods_by_head(pairs, progress)
+        values, trained = by_head.pop("base"), by_head
+    else:
+        values, trained = scorer.loglikelihoods(pairs, progress), {}
     out, at = [], 0
     for r in requests:
         k = len(r.continuations)
         answers = [c[len(TARGET_DELIMITER) :] for c in r.continuations]
+
+        def logprobs(per_request: Sequence[LogLikelihood], offset: int, at: int = at, k: int = k) -> list[float]:
+            return [v.logprob for v in per_request[offset + at : offset + at + k]]
+
         out.append(
             ItemScores(
                 id=r.item.id,
                 label=r.item.label,
-                loglikelihoods=[v.logprob for v in conditional[at : at + k]],
-                unconditional=[v.logprob for v in unconditional[at : at + k]],  # empty without calibration
-                n_tokens=[v.n_tokens for v in conditional[at : at + k]],
+                loglikelihoods=logprobs(values, 0),
+                unconditional=logprobs(values, n_conditional),  # empty without calibration
+                n_tokens=[v.n_tokens for v in values[at : at + k]],
                 n_chars=[len(a) for a in answers],
                 n_bytes=[len(a.encode("utf-8")) for a in answers],
+                heads={head: logprobs(v, 0) for head, v in trained.items()},
+                heads_unconditional={head: logprobs(v, n_conditional) for head, v in trained.items()}
+                if calibrate
+                else {},
             )
         )
         at += k
@@ -89,6 +109,7 @@ def score_requests(
 
 
 def count_requests(requests: Sequence[ItemRequests], calibrate: bool = True) -> int:
+    """Requests the progress bar counts (each is scored under every head in the same pass)."""
     return (2 if calibrate else 1) * sum(len(r.continuations) for r in requests)
 
 
@@ -111,11 +132,29 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate ``loaded`` on ``config.task``; ``requests`` may be passed when already prepared."""
     requests = prepare(config) if requests is None else requests
-    scorer = Scorer(loaded.model, loaded.tokenizer, batch_tokens=config.batch_tokens)
-    start = time.perf_counter()
-    scores = score_requests(scorer, requests, progress, config.calibrate)
-    seconds = time.perf_counter() - start
-    metrics, intervals = summarize(scores, config.calibrate)
+    if config.norm not in NORMS:
+        raise LikraError(f"--norm {config.norm}: expected one of {', '.join(NORMS)}")
+    model, heads, checkpoint = loaded.model, None, None
+    if config.checkpoint:
+        model, checkpoint = load_heads(loaded, config.checkpoint)
+        heads = ("base", *checkpoint["heads"])
+    try:
+        scorer = Scorer(model, loaded.tokenizer, batch_tokens=config.batch_tokens, heads=heads)
+        start = time.perf_counter()
+        scores = score_requests(scorer, requests, progress, config.calibrate)
+        seconds = time.perf_counter() - start
+    finally:
+        if checkpoint is not None:
+            model.unload()  # take the adapters out again: ``loaded.model`` is the plain base model afterwards
+    results = summarize_results(scores, config.headline_mode, config.neg_weight, config.norm)
+    if checkpoint is not None:
+        results["checkpoint"] = {
+            "path": checkpoint["checkpoint"],
+            "examples_seen": checkpoint["examples_seen"],
+            "heads": checkpoint["heads"],
+            "negatives": checkpoint["config"]["negatives"],
+            "base_model_hash": checkpoint["base_model"]["hash"],
+        }
     task = get_task(config.task)
     results = {
         "task": task.name,
@@ -129,12 +168,29 @@ def evaluate(
         "seed": config.seed,
         "limit": config.limit,
         "sample": config.sample,
-        "metrics": metrics,
-        "ci95": intervals,
+        **results,
         "seconds": round(seconds, 2),
         "likra_version": __version__,
     }
     return EvalResult(results, scores)
+
+
+def summarize_results(
+    scores: Sequence[ItemScores], mode: str = "base", neg_weight: float = 1.0, norm: str = "char"
+) -> dict[str, Any]:
+    """Metrics of ``mode`` (the headline), and of every mode the scores allow (they cost nothing more)."""
+    if norm not in NORMS:
+        raise LikraError(f"--norm {norm}: expected one of {', '.join(NORMS)}")
+    metrics, intervals = summarize_mode(scores, mode, neg_weight)
+    return {
+        "mode": mode,
+        "neg_weight": neg_weight,
+        "norm": norm,
+        "accuracy": metrics[NORMS[norm]],
+        "metrics": metrics,
+        "ci95": intervals,
+        "modes": {m: summarize_mode(scores, m, neg_weight)[0] for m in available_modes(scores)},
+    }
 
 
 def _write_atomic(path: str | Path, text: str) -> None:
@@ -152,3 +208,18 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def write_items(path: str | Path, items: Sequence[ItemScores]) -> None:
     _write_atomic(path, "".join(json.dumps(item.to_json()) + "\n" for item in items))
+
+
+def read_items(path: str | Path) -> list[ItemScores]:
+    """Items written by ``write_items``; a malformed line names file and line."""
+    from likra.data.items import read_jsonl
+
+    items = []
+    for number, row in read_jsonl(Path(path)):
+        try:
+            items.append(ItemScores.from_json(row))
+        except (KeyError, TypeError) as err:
+            raise LikraError(f"{path}:{number}: not an items.jsonl row ({err})") from None
+    if not items:
+        raise LikraError(f"{path}: no items")
+    return items

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from likra.errors import LikraError
 
 
 @dataclass
@@ -19,13 +21,17 @@ class ItemScores:
     n_tokens: list[int]
     n_chars: list[int]  # of the scored answer text, without the leading space (lm-eval's acc_norm length)
     n_bytes: list[int]
+    # a checkpoint's trained heads ("positive", "negative"), scored in the same pass as the base model above
+    heads: dict[str, list[float]] = field(default_factory=dict)
+    heads_unconditional: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> ItemScores:
-        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+        optional = {"heads", "heads_unconditional"}
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__ if k in row or k not in optional})
 
 
 def _per(values: Sequence[float], lengths: Sequence[int]) -> list[float]:
@@ -81,3 +87,59 @@ def summarize(scores: Sequence[ItemScores], calibrated: bool = True) -> tuple[di
         metrics[name] = sum(hits) / len(hits) if hits else 0.0
         intervals[name] = list(wilson_interval(sum(hits), len(hits)))
     return metrics, intervals
+
+
+# --- Likra's scoring modes --------------------------------------------------------------------------
+
+# Each mode is a weighted sum of per-head log-likelihoods; "w" stands for --neg-weight.
+MODES: dict[str, dict[str, float | str]] = {
+    "likra": {"positive": 1.0, "negative": "-w"},  # L+ - w·L-
+    "sft": {"positive": 1.0},  # L+
+    "negbase": {"base": 1.0, "negative": "-w"},  # Lbase - w·L- (Base-Likra: negatives only)
+    "posbase": {"positive": 1.0, "base": -1.0},  # L+ - Lbase
+    "base": {"base": 1.0},  # Lbase
+}
+# --norm → the metric that is the headline accuracy
+NORMS = {"char": "acc_norm", "byte": "acc_per_byte", "token": "acc_per_token", "none": "acc"}
+
+
+def _coefficients(mode: str, neg_weight: float) -> dict[str, float]:
+    if mode not in MODES:
+        raise LikraError(f"--mode {mode}: expected one of {', '.join(MODES)}")
+    return {head: (-neg_weight if c == "-w" else float(c)) for head, c in MODES[mode].items()}
+
+
+def available_modes(scores: Sequence[ItemScores]) -> list[str]:
+    """The modes whose heads every item has scores for."""
+    heads = {"base"} | (set.intersection(*(set(s.heads) for s in scores)) if scores else set())
+    return [mode for mode, parts in MODES.items() if set(parts) <= heads]
+
+
+def combine(score: ItemScores, mode: str, neg_weight: float = 1.0) -> ItemScores:
+    """The item's numbers under ``mode``: per choice, the mode's weighted sum of head log-likelihoods.
+
+    Every metric then applies unchanged (sums are linear, so per-character normalisation of the sum is the sum
+    of the normalised heads; calibration subtracts the same combination of the unconditional scores)."""
+    coefficients = _coefficients(mode, neg_weight)
+    conditional = {"base": score.loglikelihoods, **score.heads}
+    unconditional = {"base": score.unconditional, **score.heads_unconditional}
+    missing = [head for head in coefficients if head not in conditional]
+    if missing:
+        raise LikraError(f"--mode {mode}: needs the {' and '.join(missing)} head, which these scores lack")
+
+    def mix(table: dict[str, list[float]]) -> list[float]:
+        if not all(table.get(head) for head in coefficients):
+            return []
+        return [sum(c * table[head][i] for head, c in coefficients.items()) for i in range(len(score.n_chars))]
+
+    return replace(
+        score, loglikelihoods=mix(conditional), unconditional=mix(unconditional), heads={}, heads_unconditional={}
+    )
+
+
+def summarize_mode(
+    scores: Sequence[ItemScores], mode: str = "base", neg_weight: float = 1.0
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """``summarize`` of the items combined under ``mode``."""
+    combined = [combine(s, mode, neg_weight) for s in scores]
+    return summarize(combined, all(s.unconditional for s in combined))

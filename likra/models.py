@@ -186,3 +186,35 @@ def load_model(name: str = DEFAULT_MODEL, dtype: str = "auto", device: str = "au
         ) from None
     model.to(device).eval()
     return LoadedModel(model, tokenizer, name, path, device, str(torch_dtype).removeprefix("torch."))
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def weights_hash(loaded: LoadedModel) -> str:
+    """A content hash of the model's weight files (``sha256:…``), or the Hub commit for a Hub id.
+
+    Checkpoints record it so adapters are never applied to a different base model. Hashing 0.5 GB takes
+    about two seconds, so the result is kept in the cache, keyed by the files' paths, sizes and mtimes.
+    """
+    path = Path(loaded.path)
+    if not path.is_dir():
+        return f"hub:{loaded.path}@{getattr(loaded.model.config, '_commit_hash', None) or 'unknown'}"
+    files = sorted(f for f in path.iterdir() if f.suffix in WEIGHT_SUFFIXES and f.is_file())
+    stats = "\n".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    memo = cache_dir() / "hashes" / hashlib.sha256(stats.encode()).hexdigest()[:32]
+    if memo.is_file():
+        return memo.read_text().strip()
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        with file.open("rb") as handle:
+            while block := handle.read(1 << 24):
+                digest.update(block)
+    value = f"sha256:{digest.hexdigest()}"
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(value + "\n")
+    except OSError:  # a read-only cache only costs the recomputation
+        pass
+    return value

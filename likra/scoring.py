@@ -18,13 +18,16 @@ the unmodified transformers module, called with a custom mask.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 Pair = tuple[str, str]
+# peft's name for "no adapter" in a mixed-adapter batch
+ADAPTER_NAME = {"base": "__base__"}
 TokenPair = tuple[list[int], list[int]]
 
 
@@ -55,6 +58,31 @@ def _split_trailing_space(context: str, continuation: str) -> Pair:
     return context, continuation
 
 
+def default_prefix_token(tokenizer: Any) -> int:
+    """lm-eval's prefix for an empty context: BOS if the tokenizer has one, else EOS."""
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
+def encode_pairs(tokenizer: Any, pairs: Sequence[Pair], prefix_token_id: int | None = None) -> list[TokenPair]:
+    """lm-eval's ``_encode_pair`` for every pair (one batched tokenizer call): trailing spaces of the context
+    move to the continuation, whose tokens are the tail of the encoded whole. Training uses it too, so a head
+    learns exactly the tokens that evaluation scores."""
+    split = [_split_trailing_space(c, x) if c else (c, x) for c, x in pairs]
+    contexts = [c for c, _ in split if c]
+    wholes = [c + x if c else x for c, x in split]
+    unique = list(dict.fromkeys(contexts + wholes))
+    table = dict(zip(unique, tokenizer(unique)["input_ids"] if unique else [], strict=True))
+    prefix = default_prefix_token(tokenizer) if prefix_token_id is None else prefix_token_id
+    out = []
+    for context, whole in zip((c for c, _ in split), wholes, strict=True):
+        if not context:
+            out.append(([prefix], table[whole]))
+            continue
+        context_ids = table[context]
+        out.append((context_ids, table[whole][len(context_ids) :]))
+    return out
+
+
 class Scorer:
     """Scores continuations with a causal LM; see the module docstring for how.
 
@@ -72,18 +100,19 @@ class Scorer:
         max_length: int | None = None,
         two_phase_from: int = 256,
         prefix_token_id: int | None = None,
+        heads: Sequence[str] | None = None,
     ) -> None:
         self.model = model
+        # With ``heads`` (peft adapter names; "base" = no adapter) every row is scored under each head in the
+        # same forward pass (peft's mixed-adapter batches): one call yields base, positive and negative numbers.
+        self.heads = tuple(heads) if heads else None
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
         self.two_phase_from = two_phase_from
         self.row_answer_tokens = max(64, batch_tokens // 8)
         config = model.config
         self.max_length = max_length or getattr(config, "max_position_embeddings", None) or 2048
-        # lm-eval's prefix for an empty context: BOS if the tokenizer has one, else EOS.
-        if prefix_token_id is None:
-            prefix_token_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        self.prefix_token_id = prefix_token_id
+        self.prefix_token_id = default_prefix_token(tokenizer) if prefix_token_id is None else prefix_token_id
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.softcap = getattr(config, "final_logit_softcapping", None)
         layer_types = getattr(config, "layer_types", None) or []
@@ -91,25 +120,9 @@ class Scorer:
 
     # --- tokenisation ---------------------------------------------------------------------------------
 
-    def _encode_many(self, texts: Sequence[str]) -> dict[str, list[int]]:
-        unique = list(dict.fromkeys(texts))
-        ids = self.tokenizer(unique)["input_ids"] if unique else []
-        return dict(zip(unique, ids, strict=True))
-
     def encode(self, pairs: Sequence[Pair]) -> list[TokenPair]:
         """lm-eval's ``_encode_pair`` for every pair, with one batched tokenizer call."""
-        split = [_split_trailing_space(c, x) if c else (c, x) for c, x in pairs]
-        contexts = [c for c, _ in split if c]
-        wholes = [c + x if c else x for c, x in split]
-        table = self._encode_many(contexts + wholes)
-        out = []
-        for context, whole in zip((c for c, _ in split), wholes, strict=True):
-            if not context:
-                out.append(([self.prefix_token_id], table[whole]))
-                continue
-            context_ids = table[context]
-            out.append((context_ids, table[whole][len(context_ids) :]))
-        return out
+        return encode_pairs(self.tokenizer, pairs, self.prefix_token_id)
 
     # --- scoring --------------------------------------------------------------------------------------
 
@@ -123,18 +136,32 @@ class Scorer:
         self, encoded: Sequence[TokenPair], progress: Callable[[int], None] | None = None
     ) -> list[LogLikelihood]:
         """As ``loglikelihoods``, for pairs already tokenised (``progress`` gets the requests done per batch)."""
-        results: list[LogLikelihood | None] = [None] * len(encoded)
+        if self.heads and len(self.heads) > 1:
+            raise ValueError("a Scorer with several heads answers through loglikelihoods_by_head")
+        return next(iter(self._score(encoded, progress).values()))
+
+    def loglikelihoods_by_head(
+        self, pairs: Sequence[Pair], progress: Callable[[int], None] | None = None
+    ) -> dict[str, list[LogLikelihood]]:
+        """Per head, the summed log-likelihood of each continuation (one forward pass serves all heads)."""
+        return self._score(self.encode(pairs), progress)
+
+    def _score(
+        self, encoded: Sequence[TokenPair], progress: Callable[[int], None] | None
+    ) -> dict[str, list[LogLikelihood]]:
+        heads = self.heads or ("model",)
+        results: list[list[LogLikelihood | None]] = [[None] * len(encoded) for _ in heads]
         rows = self._rows(encoded, results)
         rows.sort(key=lambda r: (-r.length, r.context))
         for batch in self._batches(rows):
-            for request_id, value in self._forward(batch):
-                results[request_id] = value
+            for h, request_id, value in self._forward(batch):
+                results[h][request_id] = value
             if progress is not None:
                 progress(sum(len(r.request_ids) for r in batch))
-        assert all(r is not None for r in results)
-        return results  # type: ignore[return-value]
+        assert all(r is not None for per_head in results for r in per_head)
+        return dict(zip(heads, results, strict=True))  # type: ignore[arg-type]
 
-    def _rows(self, encoded: Sequence[TokenPair], results: list[LogLikelihood | None]) -> list[_Row]:
+    def _rows(self, encoded: Sequence[TokenPair], results: list[list[LogLikelihood | None]]) -> list[_Row]:
         """One row per distinct context, holding its continuations. Past ``row_answer_tokens`` of answers
         (thousands of answers after the same bare cue) a new row with the same context begins: attention in a
         row costs its length squared, while each answer needs only the context and itself."""
@@ -142,7 +169,8 @@ class Scorer:
         rows: list[_Row] = []
         for request_id, (context, continuation) in enumerate(encoded):
             if not continuation:  # nothing to score (lm-eval would refuse); log-likelihood of nothing is 0
-                results[request_id] = LogLikelihood(0.0, 0, True)
+                for per_head in results:
+                    per_head[request_id] = LogLikelihood(0.0, 0, True)
                 continue
             if len(continuation) > self.max_length:
                 continuation = continuation[-self.max_length :]
@@ -163,16 +191,28 @@ class Scorer:
         return _Row(row.context[-max(keep, 1) :], row.continuations, row.request_ids)
 
     def _batches(self, rows: list[_Row]) -> list[list[_Row]]:
+        budget = self.batch_tokens // len(self.heads or "x")  # each row runs once per head
         batches: list[list[_Row]] = []
         for row in rows:  # sorted longest first: the first row of a batch sets its padded width
-            if batches and (len(batches[-1]) + 1) * batches[-1][0].length <= self.batch_tokens:
+            if batches and (len(batches[-1]) + 1) * batches[-1][0].length <= budget:
                 batches[-1].append(row)
             else:
                 batches.append([row])
         return batches
 
+    @contextmanager
+    def _adapters(self, n_rows: int) -> Iterator[None]:
+        """Route each copy of the batch through its head's LoRA weights (peft's mixed-adapter batches)."""
+        if not self.heads:
+            yield
+            return
+        names = [ADAPTER_NAME.get(head, head) for head in self.heads for _ in range(n_rows)]
+        # the context manager peft's own ``generate(adapter_names=...)`` uses, applied to the bare decoder
+        with self.model.base_model._enable_peft_forward_hooks(adapter_names=names):
+            yield
+
     @torch.inference_mode()
-    def _forward(self, batch: list[_Row]) -> list[tuple[int, LogLikelihood]]:
+    def _forward(self, batch: list[_Row]) -> list[tuple[int, int, LogLikelihood]]:
         width = batch[0].length
         n_rows = len(batch)
         ids = torch.full((n_rows, width), self.pad_token_id, dtype=torch.long)
@@ -205,18 +245,30 @@ class Scorer:
                 start = end
             pad = torch.arange(start, width)
             allowed[b, pad, pad] = True  # padding attends to itself only (a fully masked row gives NaN)
-        if n_rows == 1 and len(batch[0].context) >= self.two_phase_from:
-            hidden = self._hidden_two_phase(ids, positions, allowed, len(batch[0].context))
-        else:
-            hidden = self._hidden_states(ids, positions, allowed, positions)
-        selected = hidden[torch.tensor(gather_rows), torch.tensor(gather_cols)]
-        logits = self.model.get_output_embeddings()(selected).float()
-        if self.softcap:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
-        target = torch.tensor(targets)
-        token_logprobs = torch.log_softmax(logits, dim=-1).gather(1, target[:, None])[:, 0]
-        token_greedy = logits.argmax(dim=-1) == target
-        return self._sum_by_owner(owners, token_logprobs, token_greedy)
+        n_heads = len(self.heads or "x")
+        if n_heads > 1:  # head-major copies of the batch: rows [h * n_rows, (h + 1) * n_rows) run under head h
+            ids, positions, allowed = (
+                ids.repeat(n_heads, 1),
+                positions.repeat(n_heads, 1),
+                allowed.repeat(n_heads, 1, 1),
+            )
+        with self._adapters(n_rows):
+            if n_rows == 1 and len(batch[0].context) >= self.two_phase_from:
+                hidden = self._hidden_two_phase(ids, positions, allowed, len(batch[0].context))
+            else:
+                hidden = self._hidden_states(ids, positions, allowed, positions)
+        rows = torch.tensor(gather_rows)
+        out = []
+        for h in range(n_heads):
+            selected = hidden[rows + h * n_rows, torch.tensor(gather_cols)]
+            logits = self.model.get_output_embeddings()(selected).float()
+            if self.softcap:
+                logits = torch.tanh(logits / self.softcap) * self.softcap
+            target = torch.tensor(targets)
+            token_logprobs = torch.log_softmax(logits, dim=-1).gather(1, target[:, None])[:, 0]
+            token_greedy = logits.argmax(dim=-1) == target
+            out += [(h, *pair) for pair in self._sum_by_owner(owners, token_logprobs, token_greedy)]
+        return out
 
     def _hidden_states(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from likra.data.items import MCItem
 from likra.data.tasks import TaskSpec
@@ -101,3 +101,10 @@ def build_requests(
             )
         )
     return out
+
+
+def answer_pairs(task: TaskSpec, item: MCItem, answers: Sequence[str]) -> list[tuple[str, str]]:
+    """(context, continuation) of ``item`` with each text in ``answers`` in the answer slot, built exactly as a
+    0-shot evaluation request is: training on these pairs teaches the tokens that evaluation scores."""
+    request = build_requests(task, [replace(item, choices=list(answers), label=0)])[0]
+    return list(zip(request.contexts, request.continuations, strict=True))

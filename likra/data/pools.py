@@ -1,0 +1,80 @@
+"""Training pools: the questions a head may learn from, with every evaluation question kept out.
+
+The guard compares ids *and* normalised question text, because benchmarks reuse questions under new ids
+(11 ARC-Challenge test questions reappear in ARC-Easy or in ARC-Challenge train/dev).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from likra.data.items import MCItem, read_jsonl
+from likra.data.tasks import TaskSpec, _parse_rows, get_task, load_items
+from likra.errors import LikraError
+
+# Each built-in task's pool: the (task, split) files it is drawn from, given the evaluation split.
+_ARC_FILES = [(stem, split) for stem in ("arc_easy", "arc_challenge") for split in ("train", "validation", "test")]
+POOL_SOURCES: dict[str, list[tuple[str, str]]] = {
+    # the paper's pool for ARC-Challenge test: ARC-Easy (all splits) + ARC-Challenge train and dev = 6615
+    "arc_challenge": _ARC_FILES,
+    "arc_easy": _ARC_FILES,
+    "hellaswag": [("hellaswag", "train")],
+    "winogrande": [("winogrande", "train")],
+    "mmlu": [("mmlu", "validation"), ("mmlu", "dev")],
+}
+
+
+def normalize_text(text: str) -> str:
+    """Case, punctuation and spacing folded away, so a reworded copy of the same question still matches."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Training questions in a fixed order, and what the leakage guard removed."""
+
+    items: list[MCItem]
+    dropped: list[MCItem]
+    sources: list[str]
+    eval_task: str
+    eval_split: str
+
+
+def training_pool(
+    task: str | TaskSpec,
+    eval_split: str | None = None,
+    data_dir: str | Path | None = None,
+    train_file: str | Path | None = None,
+) -> Pool:
+    """The questions available for training when ``task``/``eval_split`` is the test, leakage removed.
+
+    ``train_file`` (a JSONL file in the task's own row format; required for ``jsonl:`` tasks) replaces the
+    built-in pool.
+    """
+    spec = get_task(task) if isinstance(task, str) else task
+    eval_split = eval_split or spec.default_split
+    held_out = load_items(spec, eval_split, data_dir)
+    if train_file is not None:
+        path = Path(train_file).expanduser()
+        items = _parse_rows(spec, read_jsonl(path), str(path), "train")
+        sources = [str(path)]
+    elif spec.name in POOL_SOURCES:
+        items, sources = [], []
+        for name, split in POOL_SOURCES[spec.name]:
+            if (name, split) == (spec.name, eval_split):
+                continue
+            items += load_items(name, split, data_dir)
+            sources.append(f"{name}/{split}")
+    else:
+        raise LikraError(f"--task {spec.name}: no built-in training pool; give one with --train-file")
+    ids = {item.id for item in held_out}
+    texts = {normalize_text(item.question) for item in held_out}
+    kept, dropped = [], []
+    for item in items:
+        leaked = item.id in ids or normalize_text(item.question) in texts
+        (dropped if leaked else kept).append(item)
+    if not kept:
+        raise LikraError(f"training pool for {spec.name}/{eval_split} is empty after removing evaluation questions")
+    return Pool(kept, dropped, sources, spec.name, eval_split)

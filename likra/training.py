@@ -1,0 +1,541 @@
+"""Train Likra's two LoRA heads: a positive head on (question, correct answer) and a negative head on
+(question, negative answer), on the same questions in the same order.
+
+Read top to bottom: ``TrainConfig`` → ``build_training_set`` (pool → the first N questions of a seeded
+order → answer pairs, built exactly as evaluation builds its requests) → ``schedule`` (batches that never
+straddle a checkpoint) → ``train`` (the loop) → ``save_checkpoint`` / ``resume_state``.
+
+The loop is written out rather than handed to ``transformers.Trainer`` because the two things that make it
+fast (vocabulary logits only at answer positions; one body for two heads' optimisers) and the things that make
+it safe (checkpoints named by examples seen, atomic saves, exact resume) are each a few lines here and a
+fight with callbacks there. ``benchmarks/train_speed.py`` measures it against the Trainer recipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from likra import __version__
+from likra.data import get_task
+from likra.data.items import MCItem
+from likra.data.pools import Pool, training_pool
+from likra.data.prompts import answer_pairs, build_requests
+from likra.errors import LikraError
+from likra.models import LoadedModel, weights_hash
+from likra.negatives import KINDS, NEEDS_BASE_SCORES, Negative, make_negatives, unrelated_texts
+from likra.scoring import Scorer, encode_pairs
+
+HEADS = ("positive", "negative")
+HEAD_CHOICES = {"both": HEADS, "positive": ("positive",), "negative": ("negative",)}
+MANIFEST = "likra.json"
+OPTIMIZER_STATE = "optimizer.pt"
+TRAIN_LOG = "train_log.jsonl"
+# Options that may differ between a run and its --resume without changing what is computed.
+RESUME_FREE = ("data_dir",)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; ``likra train`` options map one to one. Paper defaults."""
+
+    model: str = "smollm2-135m"
+    task: str = "arc_challenge"
+    eval_split: str | None = None  # the split kept out of the pool (default: the task's test split)
+    n: int | None = None  # questions to train on (default: the whole pool)
+    negatives: str = "incorrect"
+    negatives_per_question: int = 1
+    contamination: float = 0.0
+    heads: str = "both"
+    lr: float = 1e-3  # constant; 1e-4 barely moves a 135M model's heads in a few hundred examples
+    lora_r: int = 8
+    lora_alpha: int = 8
+    lora_dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["gate_proj", "up_proj", "down_proj"])
+    batch_size: int = 8  # questions per optimiser step
+    micro_batch_size: int | None = None  # questions per forward pass (gradient accumulation); default all
+    epochs: int = 1
+    seed: int = 1234
+    save_at: list[int] | None = None  # examples seen; default 8, 16, 32, ... and the end
+    max_length: int = 1024  # longer examples lose the start of their context
+    data_dir: str | None = None
+    train_file: str | None = None
+
+    def check(self) -> None:
+        """Reject impossible options before any work, naming the option."""
+        if self.negatives not in KINDS:
+            raise LikraError(f"--negatives {self.negatives}: unknown kind (known: {', '.join(KINDS)})")
+        if self.heads not in HEAD_CHOICES:
+            raise LikraError(f"--heads {self.heads}: expected one of {', '.join(HEAD_CHOICES)}")
+        positive = {
+            "--n": self.n,
+            "--batch-size": self.batch_size,
+            "--micro-batch-size": self.micro_batch_size,
+            "--epochs": self.epochs,
+            "--lora-r": self.lora_r,
+            "--max-length": self.max_length,
+            "--negatives-per-question": self.negatives_per_question,
+        }
+        for option, value in positive.items():
+            if value is not None and value < 1:
+                raise LikraError(f"{option} {value}: must be 1 or more")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise LikraError(f"--lr {self.lr}: must be a positive number")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise LikraError(f"--lora-dropout {self.lora_dropout}: must be in [0, 1)")
+        if not 0.0 <= self.contamination <= 1.0:
+            raise LikraError(f"--contamination {self.contamination}: must be between 0 and 1")
+        if not self.target_modules:
+            raise LikraError("--target-modules: name at least one module")
+        if self.save_at is not None and any(s < 1 for s in self.save_at):
+            raise LikraError(f"--save-at {','.join(map(str, self.save_at))}: example counts must be 1 or more")
+
+    @property
+    def head_names(self) -> tuple[str, ...]:
+        return HEAD_CHOICES[self.heads]
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingSet:
+    """The questions in training order and, per question, its positive pair and its negative pairs."""
+
+    questions: list[MCItem]
+    positive: list[tuple[str, str]]
+    negative: list[list[tuple[str, str]]]
+    negatives: list[list[Negative]]
+    pool: Pool
+
+    def hash(self) -> str:
+        """Identity of the training data (prompts and answers, in order), recorded in every checkpoint."""
+        payload = json.dumps([self.positive, self.negative], ensure_ascii=False).encode()
+        return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def select_questions(config: TrainConfig, pool: Pool) -> list[MCItem]:
+    """The first ``n`` questions of a seeded shuffle of the pool: a larger ``n`` extends a smaller one's list."""
+    if config.n is not None and config.n > len(pool.items):
+        raise LikraError(f"--n {config.n}: the training pool has only {len(pool.items)} questions")
+    order = list(pool.items)
+    random.Random(f"{config.seed}:questions").shuffle(order)
+    return order[: config.n or len(order)]
+
+
+def base_option_scores(loaded: LoadedModel, task: str, items: Sequence[MCItem]) -> dict[str, list[float]]:
+    """The base model's per-character log-likelihood of every option (what ``hardest``/``easiest`` rank)."""
+    from likra.evaluation import score_requests
+
+    scorer = Scorer(loaded.model, loaded.tokenizer)
+    scores = score_requests(scorer, build_requests(get_task(task), items), calibrate=False)
+    return {s.id: [ll / max(n, 1) for ll, n in zip(s.loglikelihoods, s.n_chars, strict=True)] for s in scores}
+
+
+def build_training_set(config: TrainConfig, loaded: LoadedModel | None = None, pool: Pool | None = None) -> TrainingSet:
+    """Pool → questions → negatives → text pairs. ``loaded`` is needed only to mine hardest/easiest."""
+    config.check()
+    task = get_task(config.task)
+    pool = pool or training_pool(task, config.eval_split, config.data_dir, config.train_file)
+    questions = select_questions(config, pool)
+    base_scores = None
+    if config.negatives in NEEDS_BASE_SCORES:
+        if loaded is None:
+            raise LikraError(f"--negatives {config.negatives} needs a model to rank the options")
+        base_scores = base_option_scores(loaded, config.task, questions)
+    foreign = unrelated_texts(task.name, config.data_dir) if config.negatives == "unrelated" else ()
+    negatives = make_negatives(
+        questions,
+        config.negatives,
+        k=config.negatives_per_question,
+        contamination=config.contamination,
+        seed=config.seed,
+        base_scores=base_scores,
+        others=pool.items,
+        foreign_texts=foreign,
+    )
+    positive = [answer_pairs(task, q, [q.choices[q.label]])[0] for q in questions]
+    negative = [
+        answer_pairs(task, q, [n.text for n in negs]) if negs else []
+        for q, negs in zip(questions, negatives, strict=True)
+    ]
+    return TrainingSet(questions, positive, negative, negatives, pool)
+
+
+# --- schedule ---------------------------------------------------------------------------------------
+
+
+def save_points(total: int, save_at: Sequence[int] | None = None) -> list[int]:
+    """Examples seen at which to save: 8, 16, 32, ... below ``total`` (or ``save_at``), and ``total``."""
+    if save_at is None:
+        points, p = [], 8
+        while p < total:
+            points.append(p)
+            p *= 2
+    else:
+        points = [p for p in save_at if p < total]
+    return [*sorted(set(points)), total]
+
+
+def schedule(lengths: Sequence[int], points: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Batches of example positions. A batch never straddles a save point, so a checkpoint named step-K has
+    seen exactly the first K examples whatever the batch size (the last batch before a point may be smaller).
+    Between two points the examples are grouped by length (little padding) and the groups shuffled."""
+    batches: list[list[int]] = []
+    start = 0
+    for end in points:
+        span = sorted(range(start, end), key=lambda i: (lengths[i], i))
+        groups = [span[j : j + batch_size] for j in range(0, len(span), batch_size)]
+        random.Random(f"{seed}:batches:{end}").shuffle(groups)
+        batches += groups
+        start = end
+    return batches
+
+
+# --- model ------------------------------------------------------------------------------------------
+
+
+def attach_heads(model: Any, config: TrainConfig) -> Any:
+    """Wrap ``model`` in peft with one LoRA adapter per head, each initialised from ``config.seed``."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    heads = config.head_names
+    try:
+        with _quiet_peft(), torch.random.fork_rng(devices=[]):  # peft draws the initial A matrices from the global generator
+            torch.manual_seed(config.seed)
+            peft_model = get_peft_model(model, lora, adapter_name=heads[0])
+            for head in heads[1:]:
+                torch.manual_seed(config.seed)
+                peft_model.add_adapter(head, lora)
+    except ValueError as err:
+        if "not found in the base model" in str(err) or "Target modules" in str(err):
+            raise LikraError(f"--target-modules {','.join(config.target_modules)}: not found in the model") from None
+        raise
+    return peft_model
+
+
+@contextmanager
+def _quiet_peft() -> Iterator[None]:
+    """peft 0.21 asks transformers 5 a deprecated question on every wrap; the warning is theirs, not the user's."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*deprecated", category=FutureWarning)
+        yield
+
+
+def head_parameters(peft_model: Any, head: str) -> list[torch.nn.Parameter]:
+    return [p for name, p in peft_model.named_parameters() if f".{head}." in name]
+
+
+def answer_loss(model: Any, examples: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, int]:
+    """Summed negative log-likelihood of the answer tokens (question masked, no EOS), and their count.
+
+    Rows are right-padded, so causal attention alone keeps every real token from seeing padding; the LM head
+    runs only at the positions that predict an answer token."""
+    width = max(len(c) + len(a) - 1 for c, a in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    rows, cols, targets = [], [], []
+    for b, (context, answer) in enumerate(examples):
+        tokens = context + answer[:-1]
+        ids[b, : len(tokens)] = torch.tensor(tokens)
+        rows += [b] * len(answer)
+        cols += range(len(context) - 1, len(context) + len(answer) - 1)
+        targets += answer
+    device = model.device
+    hidden = model.get_decoder()(input_ids=ids.to(device)).last_hidden_state
+    selected = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
+    logits = model.get_output_embeddings()(selected).float()
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(targets, device=device), reduction="sum")
+    return loss, len(targets)
+
+
+def encode_examples(
+    tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int
+) -> list[tuple[list[int], list[int]]]:
+    """Tokenise as the scoring engine does (the answer tokens are the ones evaluation scores)."""
+    encoded = encode_pairs(tokenizer, pairs)
+    out = []
+    for context, answer in encoded:
+        answer = answer[-max_length:]
+        keep = max(max_length - len(answer), 1)
+        out.append((context[-keep:], answer))
+    return out
+
+
+# --- checkpoints ------------------------------------------------------------------------------------
+
+
+def step_dir(out: Path, examples: int) -> Path:
+    return out / f"step-{examples}"
+
+
+def list_checkpoints(out: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints (those with a manifest), by examples seen."""
+    found = []
+    for path in out.glob("step-*"):
+        suffix = path.name.removeprefix("step-")
+        if suffix.isdigit() and (path / MANIFEST).is_file():
+            found.append((int(suffix), path))
+    return sorted(found)
+
+
+def save_checkpoint(
+    out: Path, peft_model: Any, heads: Sequence[str], optimizers: dict[str, Any], manifest: dict[str, Any]
+) -> Path:
+    """Write to a temporary directory, then rename: a kill mid-save leaves the previous checkpoint whole.
+    The optimiser state (needed only to resume) is kept in the newest checkpoint alone."""
+    examples = manifest["examples_seen"]
+    final = step_dir(out, examples)
+    tmp = out / f".step-{examples}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    peft_model.save_pretrained(str(tmp), selected_adapters=list(heads))  # → tmp/<head>/ plain peft dirs
+    torch.save({head: opt.state_dict() for head, opt in optimizers.items()}, tmp / OPTIMIZER_STATE)
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # written last: marks it complete
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for seen, path in list_checkpoints(out):
+        if seen != examples:
+            (path / OPTIMIZER_STATE).unlink(missing_ok=True)
+    return final
+
+
+def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in RESUME_FREE}
+
+
+# --- the loop ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    checkpoints: list[Path]
+    examples_seen: int
+    losses: dict[str, float]  # mean per-token loss of the last interval, per head
+    seconds: float
+    resumed_from: int = 0
+
+
+def _prepare_out(out: Path, resume: bool) -> tuple[int, Path | None]:
+    """Examples already done and the checkpoint to resume from; refuses to mix runs in one folder."""
+    if out.exists() and not out.is_dir():
+        raise LikraError(f"--out {out}: exists and is not a directory")
+    for stale in out.glob(".step-*.tmp"):  # an interrupted save; the checkpoint before it is whole
+        shutil.rmtree(stale, ignore_errors=True)
+    done = list_checkpoints(out) if out.is_dir() else []
+    if done and not resume:
+        raise LikraError(f"--out {out}: already holds checkpoints; add --resume to continue, or pick a new folder")
+    if not done:
+        return 0, None
+    examples, path = done[-1]
+    if not (path / OPTIMIZER_STATE).is_file():
+        raise LikraError(f"{path}: has no {OPTIMIZER_STATE}, so it cannot be resumed from")
+    return examples, path
+
+
+def train(
+    loaded: LoadedModel,
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    data: TrainingSet | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train the heads of ``config`` on ``loaded`` and write checkpoints under ``out`` (see the module doc)."""
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    config.check()
+    out = Path(out)
+    resumed_from, resume_path = _prepare_out(out, resume)
+    data = data or build_training_set(config, loaded)
+    heads = config.head_names
+    base_hash = weights_hash(loaded)
+    tokenizer = loaded.tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    # Example position i (across epochs) → question index: epoch 0 keeps the seeded order, later epochs reshuffle.
+    n_questions = len(data.questions)
+    sequence = list(range(n_questions))
+    for epoch in range(1, config.epochs):
+        again = list(range(n_questions))
+        random.Random(f"{config.seed}:epoch:{epoch}").shuffle(again)
+        sequence += again
+    total = len(sequence)
+    points = save_points(total, config.save_at)
+    encoded = {
+        "positive": encode_examples(tokenizer, data.positive, config.max_length),
+        "negative": [encode_examples(tokenizer, pairs, config.max_length) for pairs in data.negative],
+    }
+    lengths = [sum(map(len, encoded["positive"][q])) for q in sequence]
+    batches = schedule(lengths, points, config.batch_size, config.seed)
+
+    model = attach_heads(loaded.model, config)
+    model.train()  # dropout, when asked for; the base weights stay frozen
+    optimizers = {h: torch.optim.AdamW(head_parameters(model, h), lr=config.lr, weight_decay=0.0) for h in heads}
+    manifest_base = {
+        "format": "likra-checkpoint",
+        "format_version": 1,
+        "likra_version": __version__,
+        "base_model": {"name": loaded.name, "path": loaded.path, "hash": base_hash, "dtype": loaded.dtype},
+        "tokenizer": getattr(tokenizer, "name_or_path", None),
+        "task": get_task(config.task).name,
+        "eval_split": data.pool.eval_split,
+        "heads": list(heads),
+        "questions": n_questions,
+        "config": asdict(config),
+        "data": {
+            "hash": data.hash(),
+            "pool_size": len(data.pool.items),
+            "dropped": len(data.pool.dropped),
+            "sources": data.pool.sources,
+            "question_ids": [q.id for q in data.questions],
+        },
+        "seed": config.seed,
+    }
+    log_path = out / TRAIN_LOG
+    if resume_path is not None:
+        previous = json.loads((resume_path / MANIFEST).read_text())
+        _check_resumable(previous, manifest_base, resume_path)
+        state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)
+        for head in heads:
+            set_peft_model_state_dict(model, load_peft_weights(str(resume_path / head)), adapter_name=head)
+            optimizers[head].load_state_dict(state[head])
+        _truncate_log(log_path, resumed_from)
+    out.mkdir(parents=True, exist_ok=True)
+
+    seen, step = 0, 0
+    interval: dict[str, list[float]] = {h: [0.0, 0.0] for h in heads}  # summed loss, answer tokens
+    last_good: Path | None = resume_path
+    checkpoints: list[Path] = []
+    start = time.perf_counter()
+    micro = config.micro_batch_size or config.batch_size
+    with log_path.open("a") as log:
+        for batch in batches:
+            if seen < resumed_from:  # replaying the schedule up to the checkpoint (nothing is computed)
+                seen += len(batch)
+                step += 1
+                continue
+            tick = time.perf_counter()
+            questions = [sequence[i] for i in batch]
+            losses = {}
+            for head in heads:
+                if head == "positive":
+                    examples = [encoded["positive"][q] for q in questions]
+                else:
+                    examples = [e for q in questions for e in encoded["negative"][q]]
+                if not examples:
+                    continue
+                model.set_adapter(head)  # only this head's weights take gradients
+                n_tokens = sum(len(a) for _, a in examples)
+                total_loss = 0.0
+                for j in range(0, len(examples), micro):
+                    loss_sum, _ = answer_loss(model, examples[j : j + micro], pad_id)
+                    (loss_sum / n_tokens).backward()
+                    total_loss += loss_sum.item()
+                if not math.isfinite(total_loss):
+                    where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
+                    raise LikraError(
+                        f"training stopped: the {head} head's loss became {total_loss} at example {seen + len(batch)}"
+                        f" (try a lower --lr); {where}"
+                    )
+                optimizers[head].step()
+                optimizers[head].zero_grad(set_to_none=True)
+                losses[head] = total_loss / n_tokens
+                interval[head][0] += total_loss
+                interval[head][1] += n_tokens
+            seen += len(batch)
+            step += 1
+            elapsed = time.perf_counter() - tick
+            record = {"step": step, "examples": seen, "loss": losses, "examples_per_s": round(len(batch) / elapsed, 3)}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            if progress is not None:
+                progress(len(batch))
+            if seen in points:
+                mean = {h: (s / n if n else None) for h, (s, n) in interval.items()}
+                manifest = {**manifest_base, "examples_seen": seen, "steps": step, "loss": mean}
+                last_good = save_checkpoint(out, model, heads, optimizers, manifest)
+                checkpoints.append(last_good)
+                interval = {h: [0.0, 0.0] for h in heads}
+    done = list_checkpoints(out)
+    final_loss = json.loads((done[-1][1] / MANIFEST).read_text())["loss"] if done else {}
+    return TrainResult(out, checkpoints, seen, final_loss, time.perf_counter() - start, resumed_from)
+
+
+def _check_resumable(previous: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    if previous["base_model"]["hash"] != current["base_model"]["hash"]:
+        raise LikraError(f"--resume: {path} was trained on another base model ({previous['base_model']['name']})")
+    old, new = comparable_config(previous["config"]), comparable_config(current["config"])
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        raise LikraError(f"--resume: options differ from the run in {path.parent}: {', '.join(changed)}")
+    if previous["data"]["hash"] != current["data"]["hash"]:
+        raise LikraError(f"--resume: the training data differs from the run in {path.parent}")
+
+
+def _truncate_log(path: Path, examples: int) -> None:
+    """Keep the log lines up to the checkpoint a resumed run starts from."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["examples"] <= examples]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+# --- loading checkpoints for evaluation ---------------------------------------------------------------
+
+
+def read_manifest(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """``path`` is a checkpoint (``.../step-K``) or a run folder (its newest checkpoint is used)."""
+    path = Path(path)
+    if (path / MANIFEST).is_file():
+        return path, json.loads((path / MANIFEST).read_text())
+    done = list_checkpoints(path) if path.is_dir() else []
+    if not done:
+        raise LikraError(f"--checkpoint {path}: not a likra checkpoint (no {MANIFEST} and no step-*/ folders)")
+    return done[-1][1], json.loads((done[-1][1] / MANIFEST).read_text())
+
+
+def load_heads(loaded: LoadedModel, path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Put a checkpoint's heads on ``loaded.model`` (as named peft adapters) after checking the base model."""
+    from peft import PeftModel
+
+    checkpoint, manifest = read_manifest(path)
+    expected = manifest["base_model"]["hash"]
+    actual = weights_hash(loaded)
+    if actual != expected:
+        raise LikraError(
+            f"--checkpoint {checkpoint}: trained on base model {manifest['base_model']['name']} ({expected[:19]}…), "
+            f"not on {loaded.name} ({actual[:19]}…)"
+        )
+    heads = [h for h in manifest["heads"] if (checkpoint / h).is_dir()]
+    with _quiet_peft():
+        model = PeftModel.from_pretrained(loaded.model, str(checkpoint / heads[0]), adapter_name=heads[0])
+        for head in heads[1:]:
+            model.load_adapter(str(checkpoint / head), adapter_name=head)
+    model.eval()
+    return model, {**manifest, "checkpoint": str(checkpoint), "heads": heads}

@@ -1,0 +1,232 @@
+"""Training the heads on the tiny model: the tokens it learns, the schedule, determinism, resume, safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from likra.data import build_requests, get_task
+from likra.errors import LikraError
+from likra.models import LoadedModel
+from likra.scoring import Scorer
+from likra.training import (
+    TrainConfig,
+    answer_loss,
+    attach_heads,
+    build_training_set,
+    encode_examples,
+    list_checkpoints,
+    load_heads,
+    save_points,
+    schedule,
+    train,
+)
+
+from .conftest import tiny_llama
+
+
+@pytest.fixture
+def fresh(tokenizer, tiny_model_dir):
+    """A fresh copy of the tiny model each time (training wraps it in peft in place)."""
+
+    def make(seed: int = 0) -> LoadedModel:
+        return LoadedModel(tiny_llama(len(tokenizer), seed), tokenizer, "tiny", str(tiny_model_dir), "cpu", "float32")
+
+    return make
+
+
+def small_config(data_dir, **kw) -> TrainConfig:
+    return TrainConfig(**{"n": 24, "data_dir": str(data_dir), "seed": 3, **kw})
+
+
+def adapter_bytes(run: Path, examples: int) -> dict[str, bytes]:
+    step = run / f"step-{examples}"
+    return {h: (step / h / "adapter_model.safetensors").read_bytes() for h in ("positive", "negative")}
+
+
+def test_training_pairs_are_the_evaluation_requests_token_for_token(data_dir, tokenizer):
+    config = small_config(data_dir, n=40)
+    data = build_training_set(config)
+    requests = build_requests(get_task("arc_challenge"), data.questions)
+    eval_pairs = [(r.contexts[r.item.label], r.continuations[r.item.label]) for r in requests]
+    assert data.positive == eval_pairs
+    scorer_tokens = Scorer(tiny_llama(len(tokenizer)), tokenizer).encode(eval_pairs)
+    assert encode_examples(tokenizer, data.positive, 1024) == scorer_tokens
+    for q, pairs, negs in zip(data.questions, data.negative, data.negatives, strict=True):
+        (context, continuation) = pairs[0]
+        assert context == eval_pairs[data.questions.index(q)][0] and continuation == " " + negs[0].text
+
+
+def test_loss_is_the_negative_answer_log_likelihood_that_evaluation_scores(tokenizer):
+    """Question masked, no EOS: the summed loss equals minus the scorer's log-likelihood of the answer."""
+    model = tiny_llama(len(tokenizer))
+    pairs = [("Question: Which is a metal?\nAnswer:", " iron"), ("Question: Sky colour?\nAnswer:", " blue on a clear day")]
+    encoded = encode_examples(tokenizer, pairs, 1024)
+    loss, n_tokens = answer_loss(model, encoded, tokenizer.pad_token_id)
+    expected = Scorer(model, tokenizer).loglikelihoods(pairs)
+    assert n_tokens == sum(e.n_tokens for e in expected)
+    assert loss.item() == pytest.approx(-sum(e.logprob for e in expected), rel=1e-5)
+
+
+def test_schedule_never_crosses_a_save_point():
+    points = save_points(50)
+    assert points == [8, 16, 32, 50]
+    assert save_points(50, [10, 20, 99]) == [10, 20, 50]
+    lengths = [(i * 37) % 11 for i in range(50)]
+    for batch_size in (3, 8, 12):
+        batches = schedule(lengths, points, batch_size, seed=0)
+        assert sorted(i for b in batches for i in b) == list(range(50))
+        seen, reached = 0, []
+        for batch in batches:
+            assert len(batch) <= batch_size
+            assert max(batch) < next(p for p in points if p > seen)  # drawn from the current interval
+            seen += len(batch)
+            reached.append(seen)
+        assert set(points) <= set(reached)
+
+
+def test_same_seed_gives_byte_identical_adapters(tmp_path, data_dir, fresh):
+    config = small_config(data_dir)
+    train(fresh(), config, tmp_path / "a")
+    train(fresh(), config, tmp_path / "b")
+    assert adapter_bytes(tmp_path / "a", 24) == adapter_bytes(tmp_path / "b", 24)
+    assert adapter_bytes(tmp_path / "a", 8) != adapter_bytes(tmp_path / "a", 24)  # it did learn
+    train(fresh(), small_config(data_dir, seed=4), tmp_path / "c")
+    assert adapter_bytes(tmp_path / "a", 24) != adapter_bytes(tmp_path / "c", 24)
+
+
+def test_checkpoint_layout_manifest_and_log(tmp_path, data_dir, fresh):
+    result = train(fresh(), small_config(data_dir), tmp_path / "run")
+    assert [p.name for p in result.checkpoints] == ["step-8", "step-16", "step-24"]
+    manifest = json.loads((tmp_path / "run" / "step-16" / "likra.json").read_text())
+    assert manifest["examples_seen"] == 16 and manifest["steps"] == 2
+    assert manifest["base_model"]["hash"].startswith("sha256:")
+    assert manifest["config"]["lr"] == 1e-3 and manifest["config"]["lora_r"] == 8
+    assert manifest["data"]["pool_size"] == 6604 and manifest["data"]["dropped"] == 11
+    assert set(manifest["loss"]) == {"positive", "negative"}
+    # optimiser state is kept for the newest checkpoint only
+    assert [p.name for _, p in list_checkpoints(tmp_path / "run") if (p / "optimizer.pt").exists()] == ["step-24"]
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["examples"] for r in log] == [8, 16, 24] and all(r["examples_per_s"] > 0 for r in log)
+
+
+def test_heads_load_with_plain_peft_and_match_the_mixed_head_scorer(tmp_path, data_dir, fresh, tokenizer):
+    from peft import PeftModel
+
+    train(fresh(), small_config(data_dir), tmp_path / "run")
+    step = tmp_path / "run" / "step-24"
+    config = json.loads((step / "positive" / "adapter_config.json").read_text())
+    assert config["r"] == 8 and sorted(config["target_modules"]) == ["down_proj", "gate_proj", "up_proj"]
+    pairs = [("Question: Which is a metal?\nAnswer:", " iron"), ("Question: Which is a metal?\nAnswer:", " wood")]
+    separate = {}
+    for head in ("positive", "negative"):
+        model = PeftModel.from_pretrained(tiny_llama(len(tokenizer)), str(step / head)).eval()
+        separate[head] = [v.logprob for v in Scorer(model, tokenizer).loglikelihoods(pairs)]
+    separate["base"] = [v.logprob for v in Scorer(tiny_llama(len(tokenizer)), tokenizer).loglikelihoods(pairs)]
+    model, _ = load_heads(fresh(), step)
+    mixed = Scorer(model, tokenizer, heads=("base", "positive", "negative")).loglikelihoods_by_head(pairs)
+    for head, values in separate.items():
+        assert [v.logprob for v in mixed[head]] == pytest.approx(values, abs=1e-5)
+    assert separate["positive"] != pytest.approx(separate["base"], abs=1e-4)
+
+
+def test_negative_head_alone_and_micro_batches(tmp_path, data_dir, fresh):
+    train(fresh(), small_config(data_dir, heads="negative"), tmp_path / "neg")
+    assert not (tmp_path / "neg" / "step-24" / "positive").exists()
+    train(fresh(), small_config(data_dir), tmp_path / "whole")
+    train(fresh(), small_config(data_dir, micro_batch_size=3), tmp_path / "micro")
+    from safetensors.torch import load_file
+
+    for head in ("negative",):
+        alone = load_file(tmp_path / "neg" / "step-24" / head / "adapter_model.safetensors")
+        both = load_file(tmp_path / "whole" / "step-24" / head / "adapter_model.safetensors")
+        micro = load_file(tmp_path / "micro" / "step-24" / head / "adapter_model.safetensors")
+        for name in both:
+            assert torch.equal(alone[name], both[name])  # a head does not depend on the other being trained
+            torch.testing.assert_close(micro[name], both[name], rtol=1e-3, atol=1e-5)  # accumulation: same step
+
+
+def test_resume_after_an_interruption_ends_with_the_same_adapters(tmp_path, data_dir, fresh):
+    config = small_config(data_dir)
+    train(fresh(), config, tmp_path / "whole")
+
+    def stop_at_24(n, seen=[0]):  # noqa: B006 - a counter that lives for this run only
+        seen[0] += n
+        if seen[0] == 24:  # interrupted before step-24 is saved
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh(), config, tmp_path / "cut", progress=stop_at_24)
+    assert [p.name for _, p in list_checkpoints(tmp_path / "cut")] == ["step-8", "step-16"]
+    (tmp_path / "cut" / ".step-24.tmp").mkdir()  # as if killed while saving the next one
+    with pytest.raises(LikraError, match="--resume"):
+        train(fresh(), config, tmp_path / "cut")
+    result = train(fresh(), config, tmp_path / "cut", resume=True)
+    assert result.resumed_from == 16
+    assert adapter_bytes(tmp_path / "cut", 24) == adapter_bytes(tmp_path / "whole", 24)
+    assert not (tmp_path / "cut" / ".step-24.tmp").exists()
+    log = [json.loads(line)["examples"] for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
+    assert log == [8, 16, 24]
+    with pytest.raises(LikraError, match="options differ.*lr"):
+        train(fresh(), small_config(data_dir, lr=5e-4), tmp_path / "cut", resume=True)
+
+
+KILL_SCRIPT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from conftest import tiny_llama
+from likra.models import LoadedModel, load_tokenizer
+from likra.training import TrainConfig, train
+tok = load_tokenizer({model_dir!r})
+loaded = LoadedModel(tiny_llama(len(tok)), tok, "tiny", {model_dir!r}, "cpu", "float32")
+config = TrainConfig(n=48, data_dir={data_dir!r}, seed=3, save_at=[8, 16, 24, 32, 40])
+pause = float(sys.argv[2])  # seconds after each batch, so the test can kill it mid-run
+train(loaded, config, sys.argv[1], resume=sys.argv[3:] == ["resume"], progress=lambda n: time.sleep(pause))
+"""
+
+
+def test_a_killed_process_resumes_to_the_same_adapters(tmp_path, data_dir, tiny_model_dir):
+    script = tmp_path / "run.py"
+    tests = str(Path(__file__).parent)
+    script.write_text(KILL_SCRIPT.format(tests=tests, model_dir=str(tiny_model_dir), data_dir=str(data_dir)))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, str(script), str(tmp_path / "whole"), "0"], check=True, env=env, timeout=300)
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cut"), "0.4"], env=env)
+    deadline = time.time() + 240
+    while not (tmp_path / "cut" / "step-16" / "likra.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = [n for n, _ in list_checkpoints(tmp_path / "cut")]
+    assert 16 in done and 48 not in done
+    subprocess.run([sys.executable, str(script), str(tmp_path / "cut"), "0", "resume"], check=True, env=env, timeout=300)
+    assert adapter_bytes(tmp_path / "cut", 48) == adapter_bytes(tmp_path / "whole", 48)
+
+
+def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tmp_path, data_dir, fresh):
+    with pytest.raises(LikraError, match=r"loss became (nan|inf).*last good checkpoint is .*step-\d+"):
+        train(fresh(), small_config(data_dir, lr=1e30), tmp_path / "run")
+    done = list_checkpoints(tmp_path / "run")
+    assert done and all(torch.isfinite(torch.tensor(json.loads((p / "likra.json").read_text())["loss"]["positive"])) for _, p in done)
+
+
+def test_a_checkpoint_refuses_another_base_model(tmp_path, data_dir, fresh, tokenizer):
+    train(fresh(), small_config(data_dir), tmp_path / "run")
+    other_dir = tmp_path / "other"
+    tiny_llama(len(tokenizer), seed=1).save_pretrained(other_dir)
+    other = LoadedModel(tiny_llama(len(tokenizer), 1), tokenizer, "other", str(other_dir), "cpu", "float32")
+    with pytest.raises(LikraError, match="trained on base model tiny"):
+        load_heads(other, tmp_path / "run")
+
+
+def test_target_modules_that_do_not_exist_are_named(tokenizer):
+    with pytest.raises(LikraError, match="--target-modules nope"):
+        attach_heads(tiny_llama(len(tokenizer)), TrainConfig(target_modules=["nope"]))

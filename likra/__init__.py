@@ -2,8 +2,10 @@
 
 The Python API behind the ``likra`` command::
 
-    from likra import EvalConfig, evaluate, load_model
-    result = evaluate(load_model("smollm2-135m"), EvalConfig(task="arc_challenge", limit=100))
+    from likra import EvalConfig, TrainConfig, evaluate, load_model, train
+    loaded = load_model("smollm2-135m")
+    train(loaded, TrainConfig(n=256, negatives="incorrect"), "runs/arc-256")
+    result = evaluate(loaded, EvalConfig(task="arc_challenge", checkpoint="runs/arc-256", mode="likra"))
 """
 
 __version__ = "0.1.0"
@@ -12,6 +14,7 @@ from likra.errors import LikraError
 from likra.evaluation import EvalConfig, EvalResult, evaluate
 from likra.models import LoadedModel, load_model
 from likra.scoring import LogLikelihood, Scorer
+from likra.training import TrainConfig, TrainResult, train
 
 __all__ = [
     "EvalConfig",
@@ -20,7 +23,10 @@ __all__ = [
     "LoadedModel",
     "LogLikelihood",
     "Scorer",
+    "TrainConfig",
+    "TrainResult",
     "__version__",
     "evaluate",
     "load_model",
+    "train",
 ]

@@ -188,7 +188,6 @@ def train(
 ) -> None:
     """Train a positive head on correct answers and a negative head on wrong ones (LoRA adapters)."""
     from likra.data.pools import training_pool
-    from likra.evaluation import write_json
     from likra.models import load_model
     from likra.training import TrainConfig, build_training_set, save_points
     from likra.training import train as run_training
@@ -239,9 +238,6 @@ def train(
         table.add_row(path.name, *(f"{loss[h]:.4f}" if loss.get(h) is not None else "-" for h in config.head_names))
     console.print(table)
     console.print(f"trained in {result.seconds:.1f} s; checkpoints in {out}/ (mean answer-token loss per interval)")
-    write_json(
-        Path(out) / "train_result.json", {"examples_seen": result.examples_seen, "seconds": round(result.seconds, 2)}
-    )
 
 
 @app.command()

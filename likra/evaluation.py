@@ -36,13 +36,9 @@ class EvalConfig:
     batch_tokens: int = 1024
     calibrate: bool = True  # also score each answer after the bare cue (acc_calibrated); ~40% more at 0 shots
     checkpoint: str | None = None  # a `likra train` checkpoint: its heads are scored beside the base model
-    mode: str | None = None  # which combination is the headline (default: likra with a checkpoint, else base)
+    mode: str | None = None  # the headline combination (default: the first of likra, sft, negbase the heads allow)
     neg_weight: float = 1.0  # w in L+ - w·L-
     norm: str = "char"  # length normalisation of the headline accuracy (see metrics.NORMS)
-
-    @property
-    def headline_mode(self) -> str:
-        return self.mode or ("likra" if self.checkpoint else "base")
 
 
 @dataclass
@@ -146,7 +142,8 @@ def evaluate(
     finally:
         if checkpoint is not None:
             model.unload()  # take the adapters out again: ``loaded.model`` is the plain base model afterwards
-    results = summarize_results(scores, config.headline_mode, config.neg_weight, config.norm)
+    mode = config.mode or available_modes(scores)[0]  # MODES lists likra, sft, negbase first
+    results = summarize_results(scores, mode, config.neg_weight, config.norm)
     if checkpoint is not None:
         results["checkpoint"] = {
             "path": checkpoint["checkpoint"],

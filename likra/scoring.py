@@ -83,6 +83,54 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[Pair], prefix_token_id: int | N
     return out
 
 
+def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean (batch, query, key) → additive float mask (batch, 1, query, key), as eager and SDPA take."""
+    mask = torch.zeros(allowed.shape, dtype=dtype)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]
+
+
+def masked_hidden_states(
+    model: Any,
+    ids: torch.Tensor,
+    positions: torch.Tensor,
+    allowed: torch.Tensor,
+    key_positions: torch.Tensor | None = None,
+    cache: Any = None,
+) -> torch.Tensor:
+    """Final hidden states of the decoder body (no LM head) under a custom mask.
+
+    ``allowed`` is (batch, query, key); with a ``cache`` the keys are the cached tokens, then the queries, and
+    ``key_positions`` their positions. Used by scoring (shared-prefix trees) and training (packed rows).
+    """
+    key_positions = positions if key_positions is None else key_positions
+    device = model.device
+    dtype = model.get_input_embeddings().weight.dtype
+    mask: Any = _additive(allowed, dtype).to(device)
+    config = model.config
+    if "sliding_attention" in (getattr(config, "layer_types", None) or []):
+        # models that mix sliding-window and full attention want one mask per kind
+        near = (positions[:, :, None] - key_positions[:, None, :]) < config.sliding_window
+        mask = {"full_attention": mask, "sliding_attention": _additive(allowed & near, dtype).to(device)}
+    out = model.get_decoder()(
+        input_ids=ids.to(device),
+        attention_mask=mask,
+        position_ids=positions.to(device),
+        past_key_values=cache,
+        use_cache=cache is not None,
+    )
+    return out.last_hidden_state
+
+
+def output_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    """Vocabulary logits (float32) for selected hidden states, with the model's final soft-capping if any."""
+    logits = model.get_output_embeddings()(hidden).float()
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits
+
+
 class Scorer:
     """Scores continuations with a causal LM; see the module docstring for how.
 
@@ -114,9 +162,6 @@ class Scorer:
         self.max_length = max_length or getattr(config, "max_position_embeddings", None) or 2048
         self.prefix_token_id = default_prefix_token(tokenizer) if prefix_token_id is None else prefix_token_id
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.softcap = getattr(config, "final_logit_softcapping", None)
-        layer_types = getattr(config, "layer_types", None) or []
-        self.sliding_window = getattr(config, "sliding_window", None) if "sliding_attention" in layer_types else None
 
     # --- tokenisation ---------------------------------------------------------------------------------
 
@@ -260,10 +305,7 @@ class Scorer:
         rows = torch.tensor(gather_rows)
         out = []
         for h in range(n_heads):
-            selected = hidden[rows + h * n_rows, torch.tensor(gather_cols)]
-            logits = self.model.get_output_embeddings()(selected).float()
-            if self.softcap:
-                logits = torch.tanh(logits / self.softcap) * self.softcap
+            logits = output_logits(self.model, hidden[rows + h * n_rows, torch.tensor(gather_cols)])
             target = torch.tensor(targets)
             token_logprobs = torch.log_softmax(logits, dim=-1).gather(1, target[:, None])[:, 0]
             token_greedy = logits.argmax(dim=-1) == target
@@ -278,24 +320,7 @@ class Scorer:
         key_positions: torch.Tensor,
         cache: Any = None,
     ) -> torch.Tensor:
-        """Final hidden states of the decoder body under a custom mask (no LM head).
-
-        ``allowed`` is (batch, query, key); with a ``cache`` the keys are the cached tokens, then the queries.
-        """
-        device = self.model.device
-        dtype = self.model.get_input_embeddings().weight.dtype
-        mask: Any = self._additive(allowed, dtype).to(device)
-        if self.sliding_window:  # models that mix sliding-window and full attention want one mask per kind
-            near = (positions[:, :, None] - key_positions[:, None, :]) < self.sliding_window
-            mask = {"full_attention": mask, "sliding_attention": self._additive(allowed & near, dtype).to(device)}
-        out = self.model.get_decoder()(
-            input_ids=ids.to(device),
-            attention_mask=mask,
-            position_ids=positions.to(device),
-            past_key_values=cache,
-            use_cache=cache is not None,
-        )
-        return out.last_hidden_state
+        return masked_hidden_states(self.model, ids, positions, allowed, key_positions, cache)
 
     def _hidden_two_phase(
         self, ids: torch.Tensor, positions: torch.Tensor, allowed: torch.Tensor, n_ctx: int
@@ -311,13 +336,6 @@ class Scorer:
             return context.last_hidden_state
         rest = self._hidden_states(ids[:, n_ctx:], positions[:, n_ctx:], allowed[:, n_ctx:], positions, cache)
         return torch.cat([context.last_hidden_state, rest], dim=1)
-
-    @staticmethod
-    def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Boolean (batch, query, key) → additive float mask (batch, 1, query, key), as eager and SDPA take."""
-        mask = torch.zeros(allowed.shape, dtype=dtype)
-        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-        return mask[:, None]
 
     @staticmethod
     def _sum_by_owner(

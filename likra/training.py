@@ -37,7 +37,7 @@ from likra.data.prompts import answer_pairs, build_requests
 from likra.errors import LikraError
 from likra.models import LoadedModel, weights_hash
 from likra.negatives import KINDS, NEEDS_BASE_SCORES, Negative, make_negatives, unrelated_texts
-from likra.scoring import Scorer, encode_pairs
+from likra.scoring import Scorer, encode_pairs, masked_hidden_states, output_logits
 
 HEADS = ("positive", "negative")
 HEAD_CHOICES = {"both": HEADS, "positive": ("positive",), "negative": ("negative",)}
@@ -190,18 +190,16 @@ def save_points(total: int, save_at: Sequence[int] | None = None) -> list[int]:
     return [*sorted(set(points)), total]
 
 
-def schedule(lengths: Sequence[int], points: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Batches of example positions. A batch never straddles a save point, so a checkpoint named step-K has
-    seen exactly the first K examples whatever the batch size (the last batch before a point may be smaller).
-    Between two points the examples are grouped by length (little padding) and the groups shuffled."""
-    batches: list[list[int]] = []
+def schedule(total: int, points: Sequence[int], batch_size: int) -> list[range]:
+    """Batches of example positions, in order. A batch never straddles a save point, so a checkpoint named
+    step-K has seen exactly the first K examples whatever the batch size (the last batch before a point may be
+    smaller). No grouping by length is needed: a batch is packed into one row without padding."""
+    batches: list[range] = []
     start = 0
     for end in points:
-        span = sorted(range(start, end), key=lambda i: (lengths[i], i))
-        groups = [span[j : j + batch_size] for j in range(0, len(span), batch_size)]
-        random.Random(f"{seed}:batches:{end}").shuffle(groups)
-        batches += groups
+        batches += [range(i, min(i + batch_size, end)) for i in range(start, end, batch_size)]
         start = end
+    assert start == total
     return batches
 
 
@@ -222,7 +220,10 @@ def attach_heads(model: Any, config: TrainConfig) -> Any:
     )
     heads = config.head_names
     try:
-        with _quiet_peft(), torch.random.fork_rng(devices=[]):  # peft draws the initial A matrices from the global generator
+        with (
+            _quiet_peft(),
+            torch.random.fork_rng(devices=[]),
+        ):  # peft draws the initial A matrices from the global generator
             torch.manual_seed(config.seed)
             peft_model = get_peft_model(model, lora, adapter_name=heads[0])
             for head in heads[1:]:
@@ -247,28 +248,26 @@ def head_parameters(peft_model: Any, head: str) -> list[torch.nn.Parameter]:
     return [p for name, p in peft_model.named_parameters() if f".{head}." in name]
 
 
-def answer_loss(model: Any, examples: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, int]:
+def answer_loss(model: Any, examples: Sequence[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, int]:
     """Summed negative log-likelihood of the answer tokens (question masked, no EOS), and their count.
 
-    Rows are right-padded, so causal attention alone keeps every real token from seeing padding; the LM head
-    runs only at the positions that predict an answer token."""
-    width = max(len(c) + len(a) - 1 for c, a in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    rows, cols, targets = [], [], []
-    for b, (context, answer) in enumerate(examples):
+    The examples are packed into one row without padding: each attends causally to itself only (a
+    block-diagonal mask, position ids restarting per example), which costs what the real tokens cost whatever
+    the spread of lengths. The LM head runs only at the positions that predict an answer token."""
+    ids, positions, cols, targets = [], [], [], []
+    blocks = []
+    for context, answer in examples:
         tokens = context + answer[:-1]
-        ids[b, : len(tokens)] = torch.tensor(tokens)
-        rows += [b] * len(answer)
-        cols += range(len(context) - 1, len(context) + len(answer) - 1)
+        start = len(ids)
+        ids += tokens
+        positions += range(len(tokens))
+        cols += range(start + len(context) - 1, start + len(tokens))
         targets += answer
-    device = model.device
-    hidden = model.get_decoder()(input_ids=ids.to(device)).last_hidden_state
-    selected = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
-    logits = model.get_output_embeddings()(selected).float()
-    softcap = getattr(model.config, "final_logit_softcapping", None)
-    if softcap:
-        logits = torch.tanh(logits / softcap) * softcap
-    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(targets, device=device), reduction="sum")
+        blocks.append(torch.ones(len(tokens), len(tokens), dtype=torch.bool).tril())
+    allowed = torch.block_diag(*blocks)[None]
+    hidden = masked_hidden_states(model, torch.tensor([ids]), torch.tensor([positions]), allowed)
+    logits = output_logits(model, hidden[0, torch.tensor(cols, device=hidden.device)])
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(targets, device=logits.device), reduction="sum")
     return loss, len(targets)
 
 
@@ -376,7 +375,6 @@ def train(
     heads = config.head_names
     base_hash = weights_hash(loaded)
     tokenizer = loaded.tokenizer
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     # Example position i (across epochs) → question index: epoch 0 keeps the seeded order, later epochs reshuffle.
     n_questions = len(data.questions)
@@ -391,97 +389,106 @@ def train(
         "positive": encode_examples(tokenizer, data.positive, config.max_length),
         "negative": [encode_examples(tokenizer, pairs, config.max_length) for pairs in data.negative],
     }
-    lengths = [sum(map(len, encoded["positive"][q])) for q in sequence]
-    batches = schedule(lengths, points, config.batch_size, config.seed)
+    batches = schedule(total, points, config.batch_size)
 
     model = attach_heads(loaded.model, config)
-    model.train()  # dropout, when asked for; the base weights stay frozen
-    optimizers = {h: torch.optim.AdamW(head_parameters(model, h), lr=config.lr, weight_decay=0.0) for h in heads}
-    manifest_base = {
-        "format": "likra-checkpoint",
-        "format_version": 1,
-        "likra_version": __version__,
-        "base_model": {"name": loaded.name, "path": loaded.path, "hash": base_hash, "dtype": loaded.dtype},
-        "tokenizer": getattr(tokenizer, "name_or_path", None),
-        "task": get_task(config.task).name,
-        "eval_split": data.pool.eval_split,
-        "heads": list(heads),
-        "questions": n_questions,
-        "config": asdict(config),
-        "data": {
-            "hash": data.hash(),
-            "pool_size": len(data.pool.items),
-            "dropped": len(data.pool.dropped),
-            "sources": data.pool.sources,
-            "question_ids": [q.id for q in data.questions],
-        },
-        "seed": config.seed,
-    }
-    log_path = out / TRAIN_LOG
-    if resume_path is not None:
-        previous = json.loads((resume_path / MANIFEST).read_text())
-        _check_resumable(previous, manifest_base, resume_path)
-        state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)
-        for head in heads:
-            set_peft_model_state_dict(model, load_peft_weights(str(resume_path / head)), adapter_name=head)
-            optimizers[head].load_state_dict(state[head])
-        _truncate_log(log_path, resumed_from)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        model.train()  # dropout, when asked for; the base weights stay frozen
+        optimizers = {h: torch.optim.AdamW(head_parameters(model, h), lr=config.lr, weight_decay=0.0) for h in heads}
+        manifest_base = {
+            "format": "likra-checkpoint",
+            "format_version": 1,
+            "likra_version": __version__,
+            "base_model": {"name": loaded.name, "path": loaded.path, "hash": base_hash, "dtype": loaded.dtype},
+            "tokenizer": getattr(tokenizer, "name_or_path", None),
+            "task": get_task(config.task).name,
+            "eval_split": data.pool.eval_split,
+            "heads": list(heads),
+            "questions": n_questions,
+            "config": asdict(config),
+            "data": {
+                "hash": data.hash(),
+                "pool_size": len(data.pool.items),
+                "dropped": len(data.pool.dropped),
+                "sources": data.pool.sources,
+                "question_ids": [q.id for q in data.questions],
+            },
+            "seed": config.seed,
+        }
+        log_path = out / TRAIN_LOG
+        if resume_path is not None:
+            previous = json.loads((resume_path / MANIFEST).read_text())
+            _check_resumable(previous, manifest_base, resume_path)
+            state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)
+            for head in heads:
+                set_peft_model_state_dict(model, load_peft_weights(str(resume_path / head)), adapter_name=head)
+                optimizers[head].load_state_dict(state[head])
+            _truncate_log(log_path, resumed_from)
+        out.mkdir(parents=True, exist_ok=True)
 
-    seen, step = 0, 0
-    interval: dict[str, list[float]] = {h: [0.0, 0.0] for h in heads}  # summed loss, answer tokens
-    last_good: Path | None = resume_path
-    checkpoints: list[Path] = []
-    start = time.perf_counter()
-    micro = config.micro_batch_size or config.batch_size
-    with log_path.open("a") as log:
-        for batch in batches:
-            if seen < resumed_from:  # replaying the schedule up to the checkpoint (nothing is computed)
+        seen, step = 0, 0
+        interval: dict[str, list[float]] = {h: [0.0, 0.0] for h in heads}  # summed loss, answer tokens
+        last_good: Path | None = resume_path
+        checkpoints: list[Path] = []
+        start = time.perf_counter()
+        micro = config.micro_batch_size or config.batch_size
+        with log_path.open("a") as log:
+            for batch in batches:
+                if seen < resumed_from:  # replaying the schedule up to the checkpoint (nothing is computed)
+                    seen += len(batch)
+                    step += 1
+                    continue
+                tick = time.perf_counter()
+                questions = [sequence[i] for i in batch]
+                losses = {}
+                for head in heads:
+                    if head == "positive":
+                        examples = [encoded["positive"][q] for q in questions]
+                    else:
+                        examples = [e for q in questions for e in encoded["negative"][q]]
+                    if not examples:
+                        continue
+                    model.set_adapter(head)  # only this head's weights take gradients
+                    n_tokens = sum(len(a) for _, a in examples)
+                    total_loss = 0.0
+                    for j in range(0, len(examples), micro):
+                        loss_sum, _ = answer_loss(model, examples[j : j + micro])
+                        (loss_sum / n_tokens).backward()
+                        total_loss += loss_sum.item()
+                    if not math.isfinite(total_loss):
+                        where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
+                        raise LikraError(
+                            f"training stopped: the {head} head's loss became {total_loss} "
+                            f"at example {seen + len(batch)}"
+                            f" (try a lower --lr); {where}"
+                        )
+                    optimizers[head].step()
+                    optimizers[head].zero_grad(set_to_none=True)
+                    losses[head] = total_loss / n_tokens
+                    interval[head][0] += total_loss
+                    interval[head][1] += n_tokens
                 seen += len(batch)
                 step += 1
-                continue
-            tick = time.perf_counter()
-            questions = [sequence[i] for i in batch]
-            losses = {}
-            for head in heads:
-                if head == "positive":
-                    examples = [encoded["positive"][q] for q in questions]
-                else:
-                    examples = [e for q in questions for e in encoded["negative"][q]]
-                if not examples:
-                    continue
-                model.set_adapter(head)  # only this head's weights take gradients
-                n_tokens = sum(len(a) for _, a in examples)
-                total_loss = 0.0
-                for j in range(0, len(examples), micro):
-                    loss_sum, _ = answer_loss(model, examples[j : j + micro], pad_id)
-                    (loss_sum / n_tokens).backward()
-                    total_loss += loss_sum.item()
-                if not math.isfinite(total_loss):
-                    where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
-                    raise LikraError(
-                        f"training stopped: the {head} head's loss became {total_loss} at example {seen + len(batch)}"
-                        f" (try a lower --lr); {where}"
-                    )
-                optimizers[head].step()
-                optimizers[head].zero_grad(set_to_none=True)
-                losses[head] = total_loss / n_tokens
-                interval[head][0] += total_loss
-                interval[head][1] += n_tokens
-            seen += len(batch)
-            step += 1
-            elapsed = time.perf_counter() - tick
-            record = {"step": step, "examples": seen, "loss": losses, "examples_per_s": round(len(batch) / elapsed, 3)}
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            if progress is not None:
-                progress(len(batch))
-            if seen in points:
-                mean = {h: (s / n if n else None) for h, (s, n) in interval.items()}
-                manifest = {**manifest_base, "examples_seen": seen, "steps": step, "loss": mean}
-                last_good = save_checkpoint(out, model, heads, optimizers, manifest)
-                checkpoints.append(last_good)
-                interval = {h: [0.0, 0.0] for h in heads}
+                elapsed = time.perf_counter() - tick
+                record = {
+                    "step": step,
+                    "examples": seen,
+                    "loss": losses,
+                    "examples_per_s": round(len(batch) / elapsed, 3),
+                }
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                if progress is not None:
+                    progress(len(batch))
+                if seen in points:
+                    mean = {h: (s / n if n else None) for h, (s, n) in interval.items()}
+                    manifest = {**manifest_base, "examples_seen": seen, "steps": step, "loss": mean}
+                    last_good = save_checkpoint(out, model, heads, optimizers, manifest)
+                    checkpoints.append(last_good)
+                    interval = {h: [0.0, 0.0] for h in heads}
+    finally:  # give the caller back the plain base model (peft wrapped it in place)
+        model.unload()
+        loaded.model.eval()
     done = list_checkpoints(out)
     final_loss = json.loads((done[-1][1] / MANIFEST).read_text())["loss"] if done else {}
     return TrainResult(out, checkpoints, seen, final_loss, time.perf_counter() - start, resumed_from)

@@ -105,3 +105,54 @@ def test_bad_options(tmp_path, tiny_model_dir, data_dir):
     assert_one_line_error(
         likra("eval", "--model", str(tiny_model_dir), "--out", str(tmp_path), data_dir=data_dir), "is a directory"
     )
+
+
+def test_train_eval_checkpoint_and_rescore(tmp_path, tiny_model_dir, data_dir):
+    run = tmp_path / "run"
+    result = likra("train", "--model", str(tiny_model_dir), "--n", "16", "--out", str(run), data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "6604 questions" in result.stdout and "11 dropped" in result.stdout
+    assert (run / "step-16" / "positive" / "adapter_model.safetensors").is_file()
+    out, items = tmp_path / "eval.json", tmp_path / "items.jsonl"
+    args = ["eval", "--model", str(tiny_model_dir), "--checkpoint", str(run), "--limit", "20"]
+    result = likra(*args, "--neg-weight", "0.5", "--out", str(out), "--items-out", str(items), data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    results = json.loads(out.read_text())
+    assert results["mode"] == "likra" and results["neg_weight"] == 0.5
+    assert results["checkpoint"]["examples_seen"] == 16 and results["checkpoint"]["path"].endswith("step-16")
+    assert set(results["modes"]) == {"likra", "sft", "negbase", "posbase", "base"}
+    assert results["accuracy"] == results["metrics"]["acc_norm"]
+    rows = [json.loads(line) for line in items.read_text().splitlines()]
+    assert all(set(r["heads"]) == {"positive", "negative"} for r in rows)
+    # any mode and weight again from items.jsonl alone, without the model
+    for mode in ("likra", "sft", "base"):
+        again = tmp_path / f"{mode}.json"
+        result = likra("rescore", str(items), "--mode", mode, "--neg-weight", "0.5", "--out", str(again))
+        assert result.returncode == 0, result.stderr
+        assert json.loads(again.read_text())["metrics"] == results["modes"][mode]
+
+
+def test_train_refuses_bad_options(tmp_path, tiny_model_dir, data_dir):
+    base = ["train", "--model", str(tiny_model_dir), "--out", str(tmp_path / "run")]
+    assert_one_line_error(likra(*base, "--negatives", "bogus", data_dir=data_dir), "--negatives bogus")
+    assert_one_line_error(likra(*base, "--n", "99999", data_dir=data_dir), "--n 99999", "6604")
+    assert_one_line_error(likra(*base, "--heads", "three", data_dir=data_dir), "--heads three")
+    assert_one_line_error(likra(*base, "--save-at", "8,x", data_dir=data_dir), "--save-at 8,x")
+    assert_one_line_error(likra(*base, "--lr", "0", data_dir=data_dir), "--lr 0")
+    assert_one_line_error(likra(*base, "--task", f"jsonl:{tmp_path}/q.jsonl", data_dir=data_dir), "q.jsonl")
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_eval_and_rescore_refuse_bad_checkpoint_options(tmp_path, tiny_model_dir, data_dir):
+    model = ["--model", str(tiny_model_dir)]
+    assert_one_line_error(
+        likra("eval", *model, "--checkpoint", str(tmp_path), data_dir=data_dir), "not a likra checkpoint"
+    )
+    assert_one_line_error(likra("eval", *model, "--mode", "likra", data_dir=data_dir), "--mode likra", "--checkpoint")
+    assert_one_line_error(likra("eval", *model, "--norm", "word", data_dir=data_dir), "--norm word")
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": "a", "label": 0}\n')
+    assert_one_line_error(likra("rescore", str(items)), f"{items}:1")
+    good = '{"id": "a", "label": 0, "loglikelihoods": [-1, -2], "unconditional": [], "n_tokens": [1, 1], '
+    items.write_text(good + '"n_chars": [1, 1], "n_bytes": [1, 1]}\n')
+    assert_one_line_error(likra("rescore", str(items), "--mode", "likra"), "--mode likra", "positive and negative")

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from likra.metrics import ItemScores, argmax, correct, summarize, wilson_interval
+from likra.errors import LikraError
+from likra.metrics import (
+    ItemScores,
+    argmax,
+    available_modes,
+    combine,
+    correct,
+    summarize,
+    summarize_mode,
+    wilson_interval,
+)
 
 
 def item(label=0, lls=(-10.0, -12.0), uncond=(-2.0, -9.0), tokens=(5, 2), chars=(20, 4), nbytes=(20, 8)):
@@ -41,3 +53,48 @@ def test_summarize_and_json_round_trip():
     assert intervals["acc"][0] < metrics["acc"] < intervals["acc"][1]
     assert ItemScores.from_json(scores[0].to_json()) == scores[0]
     assert "acc_calibrated" not in summarize(scores, calibrated=False)[0]
+
+
+def headed(label=0):
+    return ItemScores(
+        id="q",
+        label=label,
+        loglikelihoods=[-4.0, -3.0, -6.0],  # base prefers choice 1
+        unconditional=[-1.0, -1.0, -1.0],
+        n_tokens=[1, 1, 1],
+        n_chars=[2, 2, 4],
+        n_bytes=[2, 2, 4],
+        heads={"positive": [-2.0, -1.9, -5.0], "negative": [-5.0, -1.0, -4.0]},
+        heads_unconditional={"positive": [-1.0, -1.0, -1.0], "negative": [-1.0, -1.0, -1.0]},
+    )
+
+
+def test_modes_combine_heads_as_documented():
+    s = headed()
+    assert combine(s, "likra", 1.0).loglikelihoods == pytest.approx([3.0, -0.9, -1.0])  # L+ - L-
+    assert combine(s, "likra", 0.5).loglikelihoods == pytest.approx([0.5, -1.4, -3.0])
+    assert combine(s, "sft").loglikelihoods == pytest.approx([-2.0, -1.9, -5.0])
+    assert combine(s, "negbase", 1.0).loglikelihoods == pytest.approx([1.0, -2.0, -2.0])  # Lbase - L-
+    assert combine(s, "posbase").loglikelihoods == pytest.approx([2.0, 1.1, 1.0])  # L+ - Lbase
+    assert combine(s, "base").loglikelihoods == s.loglikelihoods
+    assert combine(s, "likra").unconditional == [0.0, 0.0, 0.0]
+    # the negative head turns the base's and SFT's wrong answer (choice 1) into the right one
+    assert correct([s], "acc") == [False] and correct([combine(s, "sft")], "acc") == [False]
+    assert correct([combine(s, "likra")], "acc") == [True]
+
+
+def test_modes_need_their_heads_and_roundtrip_through_json():
+    plain = ItemScores("q", 0, [-1.0, -2.0], [], [1, 1], [1, 1], [1, 1])
+    assert available_modes([plain]) == ["base"]
+    with pytest.raises(LikraError, match="--mode likra: needs the positive and negative head"):
+        combine(plain, "likra")
+    with pytest.raises(LikraError, match="--mode best"):
+        combine(plain, "best")
+    s = headed()
+    assert available_modes([s]) == ["likra", "sft", "negbase", "posbase", "base"]
+    assert ItemScores.from_json(json.loads(json.dumps(s.to_json()))) == s
+    row = s.to_json()
+    del row["heads"], row["heads_unconditional"]  # items.jsonl written before heads existed still loads
+    assert ItemScores.from_json(row).heads == {}
+    metrics, _ = summarize_mode([s], "likra", 1.0)
+    assert metrics["acc"] == 1.0 and "acc_calibrated" in metrics

@@ -27,7 +27,10 @@ def hellaswag_endings(data_dir):
 
 def fake_base_scores(questions):
     """Deterministic scores that rank the correct answer first, so hardest must skip it."""
-    return {q.id: [10.0 if i == q.label else float((i * 7 + len(q.id)) % 5) for i in range(len(q.choices))] for q in questions}
+    return {
+        q.id: [10.0 if i == q.label else float((i * 7 + len(q.id)) % 5) for i in range(len(q.choices))]
+        for q in questions
+    }
 
 
 def negatives_of(kind, questions, pool, foreign, **kw):

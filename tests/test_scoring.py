@@ -143,3 +143,28 @@ def test_many_answers_after_one_context_are_split_into_bounded_rows(tiny_model, 
     reference = Scorer(tiny_model, tokenizer, batch_tokens=100_000).loglikelihoods(pairs)
     for a, b in zip(values, reference, strict=True):
         assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"batch_tokens": 1, "two_phase_from": 1}], ids=["packed-batches", "two-phase-rows"]
+)
+def test_one_pass_scores_every_head_as_separate_runs_would(tokenizer, options):
+    """Mixed-adapter batches: base, positive and negative numbers from one pass equal one run per adapter."""
+    from peft import LoraConfig, get_peft_model
+
+    from .conftest import tiny_llama
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["gate_proj", "up_proj", "down_proj"], init_lora_weights=False)
+    model = get_peft_model(tiny_llama(len(tokenizer)), lora, adapter_name="positive")
+    torch.manual_seed(1)
+    model.add_adapter("negative", lora)  # init_lora_weights=False: both heads differ from the base at once
+    model.eval()
+    mixed = Scorer(model, tokenizer, heads=("base", "positive", "negative"), **options).loglikelihoods_by_head(PAIRS)
+    for head in ("positive", "negative"):
+        model.set_adapter(head)
+        alone = Scorer(model, tokenizer, **options).loglikelihoods(PAIRS)
+        assert [v.logprob for v in mixed[head]] == pytest.approx([v.logprob for v in alone], abs=1e-5)
+    with model.disable_adapter():
+        base = Scorer(model, tokenizer, **options).loglikelihoods(PAIRS)
+    assert [v.logprob for v in mixed["base"]] == pytest.approx([v.logprob for v in base], abs=1e-5)
+    assert [v.logprob for v in mixed["positive"]] != pytest.approx([v.logprob for v in base], abs=1e-3)

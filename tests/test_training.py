@@ -68,9 +68,12 @@ def test_training_pairs_are_the_evaluation_requests_token_for_token(data_dir, to
 def test_loss_is_the_negative_answer_log_likelihood_that_evaluation_scores(tokenizer):
     """Question masked, no EOS: the summed loss equals minus the scorer's log-likelihood of the answer."""
     model = tiny_llama(len(tokenizer))
-    pairs = [("Question: Which is a metal?\nAnswer:", " iron"), ("Question: Sky colour?\nAnswer:", " blue on a clear day")]
+    pairs = [
+        ("Question: Which is a metal?\nAnswer:", " iron"),
+        ("Question: Sky colour?\nAnswer:", " blue on a clear day"),
+    ]
     encoded = encode_examples(tokenizer, pairs, 1024)
-    loss, n_tokens = answer_loss(model, encoded, tokenizer.pad_token_id)
+    loss, n_tokens = answer_loss(model, encoded)
     expected = Scorer(model, tokenizer).loglikelihoods(pairs)
     assert n_tokens == sum(e.n_tokens for e in expected)
     assert loss.item() == pytest.approx(-sum(e.logprob for e in expected), rel=1e-5)
@@ -80,10 +83,9 @@ def test_schedule_never_crosses_a_save_point():
     points = save_points(50)
     assert points == [8, 16, 32, 50]
     assert save_points(50, [10, 20, 99]) == [10, 20, 50]
-    lengths = [(i * 37) % 11 for i in range(50)]
     for batch_size in (3, 8, 12):
-        batches = schedule(lengths, points, batch_size, seed=0)
-        assert sorted(i for b in batches for i in b) == list(range(50))
+        batches = schedule(50, points, batch_size)
+        assert [i for b in batches for i in b] == list(range(50))  # every example once, in order
         seen, reached = 0, []
         for batch in batches:
             assert len(batch) <= batch_size
@@ -104,7 +106,9 @@ def test_same_seed_gives_byte_identical_adapters(tmp_path, data_dir, fresh):
 
 
 def test_checkpoint_layout_manifest_and_log(tmp_path, data_dir, fresh):
-    result = train(fresh(), small_config(data_dir), tmp_path / "run")
+    loaded = fresh()
+    result = train(loaded, small_config(data_dir), tmp_path / "run")
+    assert not any("lora" in name for name, _ in loaded.model.named_modules())  # the caller gets the base back
     assert [p.name for p in result.checkpoints] == ["step-8", "step-16", "step-24"]
     manifest = json.loads((tmp_path / "run" / "step-16" / "likra.json").read_text())
     assert manifest["examples_seen"] == 16 and manifest["steps"] == 2
@@ -141,6 +145,10 @@ def test_heads_load_with_plain_peft_and_match_the_mixed_head_scorer(tmp_path, da
 def test_negative_head_alone_and_micro_batches(tmp_path, data_dir, fresh):
     train(fresh(), small_config(data_dir, heads="negative"), tmp_path / "neg")
     assert not (tmp_path / "neg" / "step-24" / "positive").exists()
+    from likra.evaluation import EvalConfig, evaluate
+
+    result = evaluate(fresh(), EvalConfig(limit=5, data_dir=str(data_dir), checkpoint=str(tmp_path / "neg")))
+    assert result.results["mode"] == "negbase" and set(result.results["modes"]) == {"negbase", "base"}
     train(fresh(), small_config(data_dir), tmp_path / "whole")
     train(fresh(), small_config(data_dir, micro_batch_size=3), tmp_path / "micro")
     from safetensors.torch import load_file
@@ -175,7 +183,7 @@ def test_resume_after_an_interruption_ends_with_the_same_adapters(tmp_path, data
     assert not (tmp_path / "cut" / ".step-24.tmp").exists()
     log = [json.loads(line)["examples"] for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
     assert log == [8, 16, 24]
-    with pytest.raises(LikraError, match="options differ.*lr"):
+    with pytest.raises(LikraError, match=r"options differ.*lr"):
         train(fresh(), small_config(data_dir, lr=5e-4), tmp_path / "cut", resume=True)
 
 
@@ -207,7 +215,9 @@ def test_a_killed_process_resumes_to_the_same_adapters(tmp_path, data_dir, tiny_
     process.wait()
     done = [n for n, _ in list_checkpoints(tmp_path / "cut")]
     assert 16 in done and 48 not in done
-    subprocess.run([sys.executable, str(script), str(tmp_path / "cut"), "0", "resume"], check=True, env=env, timeout=300)
+    subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "cut"), "0", "resume"], check=True, env=env, timeout=300
+    )
     assert adapter_bytes(tmp_path / "cut", 48) == adapter_bytes(tmp_path / "whole", 48)
 
 
@@ -215,7 +225,9 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tmp_path, data
     with pytest.raises(LikraError, match=r"loss became (nan|inf).*last good checkpoint is .*step-\d+"):
         train(fresh(), small_config(data_dir, lr=1e30), tmp_path / "run")
     done = list_checkpoints(tmp_path / "run")
-    assert done and all(torch.isfinite(torch.tensor(json.loads((p / "likra.json").read_text())["loss"]["positive"])) for _, p in done)
+    assert done and all(
+        torch.isfinite(torch.tensor(json.loads((p / "likra.json").read_text())["loss"]["positive"])) for _, p in done
+    )
 
 
 def test_a_checkpoint_refuses_another_base_model(tmp_path, data_dir, fresh, tokenizer):

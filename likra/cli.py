@@ -125,7 +125,7 @@ def eval_command(
     from likra.evaluation import EvalConfig, count_requests, evaluate, prepare, write_items, write_json
     from likra.metrics import MODES, NORMS
     from likra.models import load_model
-    from likra.training import read_manifest
+    from likra.training import check_base_model, read_manifest
 
     _check_writable(out, "--out")
     _check_writable(items_out, "--items-out")
@@ -146,6 +146,8 @@ def eval_command(
         if model == DEFAULT_MODEL_NAME and manifest["base_model"]["name"] != model:
             model = manifest["base_model"]["name"]  # the checkpoint's own base unless told otherwise
     loaded = load_model(model, dtype=dtype)
+    if checkpoint:
+        check_base_model(loaded, checkpoint)  # before the progress bar starts
     with progress_bar(count_requests(requests, calibrate), f"scoring {len(requests)} questions") as advance:
         result = evaluate(loaded, config, requests, advance)
     print_results(result.results)

@@ -527,10 +527,8 @@ def read_manifest(path: str | Path) -> tuple[Path, dict[str, Any]]:
     return done[-1][1], json.loads((done[-1][1] / MANIFEST).read_text())
 
 
-def load_heads(loaded: LoadedModel, path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Put a checkpoint's heads on ``loaded.model`` (as named peft adapters) after checking the base model."""
-    from peft import PeftModel
-
+def check_base_model(loaded: LoadedModel, path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """Refuse a checkpoint trained on another base model (weights hashed differently)."""
     checkpoint, manifest = read_manifest(path)
     expected = manifest["base_model"]["hash"]
     actual = weights_hash(loaded)
@@ -539,6 +537,14 @@ def load_heads(loaded: LoadedModel, path: str | Path) -> tuple[Any, dict[str, An
             f"--checkpoint {checkpoint}: trained on base model {manifest['base_model']['name']} ({expected[:19]}…), "
             f"not on {loaded.name} ({actual[:19]}…)"
         )
+    return checkpoint, manifest
+
+
+def load_heads(loaded: LoadedModel, path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Put a checkpoint's heads on ``loaded.model`` (as named peft adapters) after checking the base model."""
+    from peft import PeftModel
+
+    checkpoint, manifest = check_base_model(loaded, path)
     heads = [h for h in manifest["heads"] if (checkpoint / h).is_dir()]
     with _quiet_peft():
         model = PeftModel.from_pretrained(loaded.model, str(checkpoint / heads[0]), adapter_name=heads[0])

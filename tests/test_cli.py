@@ -107,7 +107,7 @@ def test_bad_options(tmp_path, tiny_model_dir, data_dir):
     )
 
 
-def test_train_eval_checkpoint_and_rescore(tmp_path, tiny_model_dir, data_dir):
+def test_train_eval_checkpoint_and_rescore(tmp_path, tiny_model_dir, data_dir, tokenizer):
     run = tmp_path / "run"
     result = likra("train", "--model", str(tiny_model_dir), "--n", "16", "--out", str(run), data_dir=data_dir)
     assert result.returncode == 0, result.stderr
@@ -130,6 +130,14 @@ def test_train_eval_checkpoint_and_rescore(tmp_path, tiny_model_dir, data_dir):
         result = likra("rescore", str(items), "--mode", mode, "--neg-weight", "0.5", "--out", str(again))
         assert result.returncode == 0, result.stderr
         assert json.loads(again.read_text())["metrics"] == results["modes"][mode]
+    # the heads refuse another base model
+    from .conftest import tiny_llama
+
+    other = tmp_path / "other-model"
+    tiny_llama(len(tokenizer), seed=1).save_pretrained(other)
+    tokenizer.save_pretrained(other)
+    refused = likra("eval", "--model", str(other), "--checkpoint", str(run), "--limit", "2", data_dir=data_dir)
+    assert_one_line_error(refused, "trained on base model", str(tiny_model_dir))
 
 
 def test_train_refuses_bad_options(tmp_path, tiny_model_dir, data_dir):

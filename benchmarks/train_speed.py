@@ -42,6 +42,8 @@ def load(model: str, data_dir: str, n: int, seed: int):
     from likra.training import TrainConfig, build_training_set, encode_examples
 
     loaded = load_model(model, dtype="float32")
+    for parameter in loaded.model.parameters():  # page in the memory-mapped weights, so they count as loaded
+        parameter.data.sum()
     config = TrainConfig(model=model, n=n, heads="positive", data_dir=data_dir, seed=seed)
     data = build_training_set(config)
     return loaded, config, data, encode_examples(loaded.tokenizer, data.positive, config.max_length)

@@ -143,3 +143,19 @@ def summarize_mode(
     """``summarize`` of the items combined under ``mode``."""
     combined = [combine(s, mode, neg_weight) for s in scores]
     return summarize(combined, all(s.unconditional for s in combined))
+
+
+def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> float:
+    """Two-sided exact McNemar p-value for two methods' per-item correctness on the same items.
+
+    Only the discordant items count: under the null, which method wins each one is a fair coin, so the
+    p-value is the binomial tail of the smaller count, doubled (capped at 1)."""
+    if len(a) != len(b):
+        raise ValueError("McNemar needs the same items for both methods")
+    only_a = sum(x and not y for x, y in zip(a, b, strict=True))
+    only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
+    return min(1.0, 2 * tail)

@@ -13,6 +13,7 @@ from likra.metrics import (
     available_modes,
     combine,
     correct,
+    mcnemar_exact,
     summarize,
     summarize_mode,
     wilson_interval,
@@ -98,3 +99,14 @@ def test_modes_need_their_heads_and_roundtrip_through_json():
     assert ItemScores.from_json(row).heads == {}
     metrics, _ = summarize_mode([s], "likra", 1.0)
     assert metrics["acc"] == 1.0 and "acc_calibrated" in metrics
+
+
+def test_mcnemar_exact_matches_the_binomial_test():
+    from scipy.stats import binomtest
+
+    a = [True] * 30 + [False] * 10 + [True] * 12 + [False] * 48  # 12 right only in a, 10 only in b
+    b = [True] * 30 + [True] * 10 + [False] * 12 + [False] * 48
+    assert mcnemar_exact(a, b) == pytest.approx(binomtest(12, 22, 0.5).pvalue)
+    assert mcnemar_exact(a, a) == 1.0
+    lopsided = [True] * 20 + [False] * 80
+    assert mcnemar_exact(lopsided, [False] * 100) == pytest.approx(2 * 0.5**20)

@@ -118,11 +118,15 @@ def eval_command(
     mode: ModeOpt = None,
     neg_weight: NegWeightOpt = 1.0,
     norm: NormOpt = "char",
+    base_items: Annotated[
+        str | None,
+        typer.Option(help="items.jsonl of the base model on the same questions: run only the checkpoint's heads."),
+    ] = None,
     out: Annotated[str | None, typer.Option(help="Write results JSON here.")] = None,
     items_out: Annotated[str | None, typer.Option(help="Write one JSON line per question here.")] = None,
 ) -> None:
     """Score every answer choice by log-likelihood and report accuracies."""
-    from likra.evaluation import EvalConfig, count_requests, evaluate, prepare, write_items, write_json
+    from likra.evaluation import EvalConfig, count_requests, evaluate, prepare, read_items, write_items, write_json
     from likra.metrics import MODES, NORMS
     from likra.models import load_model
     from likra.training import check_base_model, read_manifest
@@ -141,6 +145,9 @@ def eval_command(
         task, split, limit, sample, shots, seed, data_dir, batch_tokens, calibrate, checkpoint, mode, neg_weight, norm
     )
     requests = prepare(config)  # data errors surface before the model loads
+    base = read_items(base_items) if base_items else None
+    if base is not None and not checkpoint:
+        raise LikraError("--base-items: only with --checkpoint (it replaces the base model's pass)")
     if checkpoint:
         _, manifest = read_manifest(checkpoint)
         if model == DEFAULT_MODEL_NAME and manifest["base_model"]["name"] != model:
@@ -149,7 +156,7 @@ def eval_command(
     if checkpoint:
         check_base_model(loaded, checkpoint)  # before the progress bar starts
     with progress_bar(count_requests(requests, calibrate), f"scoring {len(requests)} questions") as advance:
-        result = evaluate(loaded, config, requests, advance)
+        result = evaluate(loaded, config, requests, advance, base)
     print_results(result.results)
     if out:
         write_json(out, result.results)

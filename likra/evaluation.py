@@ -66,32 +66,46 @@ def score_requests(
     requests: Sequence[ItemRequests],
     progress: Callable[[int], None] | None = None,
     calibrate: bool = True,
+    base: Sequence[ItemScores] | None = None,
 ) -> list[ItemScores]:
-    """Score every choice of every item, and the unconditional controls, in one engine call."""
+    """Score every choice of every item, and the unconditional controls, in one engine call.
+
+    ``base``: the base model's scores of the same requests from an earlier run; a scorer whose heads leave
+    out "base" then runs only the trained heads (a learning curve scores the base model once, not per
+    checkpoint)."""
     pairs = [(c, x) for r in requests for c, x in zip(r.contexts, r.continuations, strict=True)]
     n_conditional = len(pairs)
     if calibrate:
         pairs += [pair for r in requests for pair in r.unconditional]
     if scorer.heads:
         by_head = scorer.loglikelihoods_by_head(pairs, progress)
-        values, trained = by_head.pop("base"), by_head
+        values, trained = by_head.pop("base", None), by_head
     else:
         values, trained = scorer.loglikelihoods(pairs, progress), {}
+    if values is None and (base is None or [b.id for b in base] != [r.item.id for r in requests]):
+        raise LikraError("base scores are needed for the same questions in the same order (--base-items)")
     out, at = [], 0
-    for r in requests:
+    for i, r in enumerate(requests):
         k = len(r.continuations)
         answers = [c[len(TARGET_DELIMITER) :] for c in r.continuations]
 
         def logprobs(per_request: Sequence[LogLikelihood], offset: int, at: int = at, k: int = k) -> list[float]:
             return [v.logprob for v in per_request[offset + at : offset + at + k]]
 
+        if values is None:
+            assert base is not None
+            if calibrate and not base[i].unconditional:
+                raise LikraError("the base scores were made without calibration; add --no-calibrate")
+            own = (base[i].loglikelihoods, base[i].unconditional if calibrate else [], base[i].n_tokens)
+        else:
+            own = (logprobs(values, 0), logprobs(values, n_conditional), [v.n_tokens for v in values[at : at + k]])
         out.append(
             ItemScores(
                 id=r.item.id,
                 label=r.item.label,
-                loglikelihoods=logprobs(values, 0),
-                unconditional=logprobs(values, n_conditional),  # empty without calibration
-                n_tokens=[v.n_tokens for v in values[at : at + k]],
+                loglikelihoods=own[0],
+                unconditional=own[1],  # empty without calibration
+                n_tokens=own[2],
                 n_chars=[len(a) for a in answers],
                 n_bytes=[len(a.encode("utf-8")) for a in answers],
                 heads={head: logprobs(v, 0) for head, v in trained.items()},
@@ -125,19 +139,23 @@ def evaluate(
     config: EvalConfig,
     requests: Sequence[ItemRequests] | None = None,
     progress: Callable[[int], None] | None = None,
+    base: Sequence[ItemScores] | None = None,
 ) -> EvalResult:
-    """Evaluate ``loaded`` on ``config.task``; ``requests`` may be passed when already prepared."""
+    """Evaluate ``loaded`` on ``config.task``; ``requests`` may be passed when already prepared.
+
+    With a checkpoint and ``base`` (the base model's items of the same evaluation), only the trained heads
+    are run: a third less work per checkpoint."""
     requests = prepare(config) if requests is None else requests
     if config.norm not in NORMS:
         raise LikraError(f"--norm {config.norm}: expected one of {', '.join(NORMS)}")
     model, heads, checkpoint = loaded.model, None, None
     if config.checkpoint:
         model, checkpoint = load_heads(loaded, config.checkpoint)
-        heads = ("base", *checkpoint["heads"])
+        heads = tuple(checkpoint["heads"]) if base is not None else ("base", *checkpoint["heads"])
     try:
         scorer = Scorer(model, loaded.tokenizer, batch_tokens=config.batch_tokens, heads=heads)
         start = time.perf_counter()
-        scores = score_requests(scorer, requests, progress, config.calibrate)
+        scores = score_requests(scorer, requests, progress, config.calibrate, base)
         seconds = time.perf_counter() - start
     finally:
         if checkpoint is not None:

@@ -159,8 +159,10 @@ def test_eval_and_rescore_refuse_bad_checkpoint_options(tmp_path, tiny_model_dir
     assert_one_line_error(likra("eval", *model, "--mode", "likra", data_dir=data_dir), "--mode likra", "--checkpoint")
     assert_one_line_error(likra("eval", *model, "--norm", "word", data_dir=data_dir), "--norm word")
     items = tmp_path / "items.jsonl"
+    good_row = '{"id": "a", "label": 0, "loglikelihoods": [-1, -2], "unconditional": [], "n_tokens": [1, 1], '
+    items.write_text(good_row + '"n_chars": [1, 1], "n_bytes": [1, 1]}\n')
+    assert_one_line_error(likra("eval", *model, "--base-items", str(items), data_dir=data_dir), "--base-items")
     items.write_text('{"id": "a", "label": 0}\n')
     assert_one_line_error(likra("rescore", str(items)), f"{items}:1")
-    good = '{"id": "a", "label": 0, "loglikelihoods": [-1, -2], "unconditional": [], "n_tokens": [1, 1], '
-    items.write_text(good + '"n_chars": [1, 1], "n_bytes": [1, 1]}\n')
+    items.write_text(good_row + '"n_chars": [1, 1], "n_bytes": [1, 1]}\n')
     assert_one_line_error(likra("rescore", str(items), "--mode", "likra"), "--mode likra", "positive and negative")

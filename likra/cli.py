@@ -250,6 +250,51 @@ def train(
 
 
 @app.command()
+def curve(
+    out: Annotated[str, typer.Option(help="Experiment folder (runs/, scores/, curve.csv, curve.json, curve.png).")],
+    model: ModelOpt = "smollm2-135m",
+    task: TaskOpt = "arc_challenge",
+    max_n: Annotated[int, typer.Option(help="Largest number of training questions (checkpoints 8, 16, ...).")] = 1024,
+    seeds: Annotated[int, typer.Option(help="Training runs with seeds 1..S (data order, negatives, init).")] = 3,
+    negatives: Annotated[str, typer.Option(help="incorrect, hardest, easiest, irrelevant, unrelated.")] = "incorrect",
+    lr: Annotated[float, typer.Option(help="Constant AdamW learning rate.")] = 1e-3,
+    eval_task: Annotated[str | None, typer.Option(help="Task to score on (default: --task).")] = None,
+    eval_split: Annotated[str | None, typer.Option(help="Split to score on (default: the test split).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Score only the first N questions.")] = None,
+    sample: Annotated[int | None, typer.Option(help="Score a seeded sample of N questions.")] = None,
+    data_dir: DataDirOpt = None,
+    dtype: Annotated[str, typer.Option(help="Scoring dtype (training stays float32 on the CPU).")] = "auto",
+) -> None:
+    """Learning curves of SFT, Likra and Base-Likra (and calibrated controls) across checkpoints and seeds."""
+    from likra.experiments.curve import CurveConfig, run_curve
+    from likra.models import load_model
+    from likra.report import mean_band, plot_curve
+    from likra.training import TrainConfig
+
+    if seeds < 1:
+        raise LikraError(f"--seeds {seeds}: must be 1 or more")
+    train_config = TrainConfig(model=model, task=task, n=max_n, negatives=negatives, lr=lr, data_dir=data_dir)
+    train_config.check()
+    config = CurveConfig(train_config, list(range(1, seeds + 1)), eval_task, eval_split, limit, sample)
+    trainer = load_model(model)
+    scorer = trainer if dtype in ("auto", trainer.dtype) else load_model(model, dtype=dtype)
+    summary = run_curve(trainer, scorer, config, out, log=lambda text: err_console.print(text, highlight=False))
+    rows = summary["rows"]
+    task_name, split = rows[0]["task"], rows[0]["split"]
+    plot_curve(rows, Path(out) / "curve.png", f"{task_name} {split} · {summary['n_questions']} questions · {model}")
+    examples = sorted({r["examples"] for r in rows})
+    table = Table("method", *(str(x) for x in examples), title=f"mean accuracy over {seeds} seed(s)")
+    for method in dict.fromkeys(r["method"] for r in rows):
+        cells = []
+        for x in examples:
+            values = [r["accuracy"] for r in rows if r["method"] == method and r["examples"] == x]
+            cells.append(f"{mean_band(values)[0]:.3f}" if values else "-")
+        table.add_row(method, *cells)
+    console.print(table)
+    console.print(f"written: {out}/curve.csv, curve.json, curve.png")
+
+
+@app.command()
 def rescore(
     items: Annotated[str, typer.Argument(help="items.jsonl written by `likra eval --items-out`.")],
     mode: ModeOpt = "likra",

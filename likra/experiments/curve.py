@@ -1,0 +1,178 @@
+"""Learning curves: SFT, Likra and Base-Likra against examples seen, over several seeds (the paper's
+Figures 1 and 3), with the calibration control and paired significance.
+
+One training run per seed (both heads, data order from the seed) writes checkpoints at 8, 16, ..., N; the
+base model is scored once on the evaluation split, and each checkpoint's heads once more (``base=``), so
+every method at every N comes from stored per-item numbers. Every piece of work is a file; a re-run skips
+the files that exist.
+
+Layout of ``out``::
+
+    runs/seed-<s>/step-<k>/...                      likra train
+    scores/<task>-<split>/base.items.jsonl          the base model, once
+    scores/<task>-<split>/seed-<s>/step-<k>.items.jsonl
+    curve.csv, curve.json                           one row per method x examples x seed
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from likra.data import get_task
+from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items, write_json
+from likra.metrics import ItemScores, combine, correct, mcnemar_exact
+from likra.models import LoadedModel
+from likra.training import TrainConfig, list_checkpoints, save_points, train
+
+# method → (scoring mode, metric): the calibrated rows are the control for answer priors
+METHODS: dict[str, tuple[str, str]] = {
+    "base": ("base", "acc_norm"),
+    "base_calibrated": ("base", "acc_calibrated"),
+    "sft": ("sft", "acc_norm"),
+    "sft_calibrated": ("sft", "acc_calibrated"),
+    "likra": ("likra", "acc_norm"),
+    "negbase": ("negbase", "acc_norm"),
+}
+# Likra is compared, item by item, with these (exact McNemar p-values in the CSV)
+PAIRED = ("sft", "sft_calibrated")
+CSV_FIELDS = ["task", "split", "method", "examples", "seed", "accuracy", "n", "p_vs_sft", "p_vs_sft_calibrated"]
+
+
+@dataclass
+class CurveConfig:
+    """A learning-curve experiment; ``likra curve`` options map one to one."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)  # ``n`` is the largest N; ``seed`` is replaced
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    eval_task: str | None = None  # default: the training task
+    eval_split: str | None = None
+    limit: int | None = None
+    sample: int | None = None
+    neg_weight: float = 1.0
+
+    def eval_config(self, checkpoint: str | None = None) -> EvalConfig:
+        return EvalConfig(
+            task=self.eval_task or self.train.task,
+            split=self.eval_split,
+            limit=self.limit,
+            sample=self.sample,
+            data_dir=self.train.data_dir,
+            checkpoint=checkpoint,
+            neg_weight=self.neg_weight,
+        )
+
+
+def _scores_dir(out: Path, config: CurveConfig) -> Path:
+    task = get_task(config.eval_task or config.train.task)
+    split = config.eval_split or task.default_split
+    return out / "scores" / f"{task.name.replace(':', '_').replace('/', '_')}-{split}"
+
+
+def run_curve(
+    trainer: LoadedModel,
+    scorer: LoadedModel,
+    config: CurveConfig,
+    out: str | Path,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train what is missing, score what is missing, and write ``curve.csv`` and ``curve.json``.
+
+    ``trainer`` trains (float32 is the reference); ``scorer`` scores and may be the same model or a
+    bfloat16 copy of it (same weight files, so checkpoints accept it)."""
+    out = Path(out)
+    requests = prepare(config.eval_config())  # data errors before any work
+    scores_dir = _scores_dir(out, config)
+    base_path = scores_dir / "base.items.jsonl"
+    if not base_path.is_file():
+        log(f"scoring the base model on {len(requests)} questions")
+        write_items(base_path, evaluate(scorer, config.eval_config(), requests).items)
+    base = read_items(base_path)
+    for seed in config.seeds:
+        run = out / "runs" / f"seed-{seed}"
+        train_config = replace(config.train, seed=seed)
+        total = train_config.n
+        done = [k for k, _ in list_checkpoints(run)] if run.is_dir() else []
+        if total is None or total not in done:
+            log(f"seed {seed}: training {'(resuming) ' if done else ''}to {total} examples in {run}")
+            train(trainer, train_config, run, resume=bool(done))
+        for examples, path in list_checkpoints(run):
+            items_path = scores_dir / f"seed-{seed}" / f"step-{examples}.items.jsonl"
+            if not items_path.is_file():
+                log(f"seed {seed}: scoring step-{examples}")
+                result = evaluate(scorer, config.eval_config(str(path)), requests, base=base)
+                write_items(items_path, result.items)
+    rows = curve_rows(out, config)
+    write_csv(out / "curve.csv", rows)
+    summary = {
+        "config": asdict(config),
+        "model": trainer.name,
+        "scoring_dtype": scorer.dtype,
+        "n_questions": len(requests),
+        "rows": rows,
+    }
+    write_json(out / "curve.json", summary)
+    return summary
+
+
+def curve_rows(out: Path, config: CurveConfig) -> list[dict[str, Any]]:
+    """One row per method x examples x seed from the stored items (examples 0 is the base model)."""
+    task = get_task(config.eval_task or config.train.task)
+    split = config.eval_split or task.default_split
+    scores_dir = _scores_dir(out, config)
+    base = read_items(scores_dir / "base.items.jsonl")
+    rows: list[dict[str, Any]] = []
+    for seed in config.seeds:
+        points = [(0, base)]
+        for examples in save_points(config.train.n or 0, config.train.save_at) if config.train.n else []:
+            path = scores_dir / f"seed-{seed}" / f"step-{examples}.items.jsonl"
+            if path.is_file():
+                points.append((examples, read_items(path)))
+        for examples, items in points:
+            hits = {m: _hits(items, mode, metric, config.neg_weight) for m, (mode, metric) in METHODS.items()}
+            for method, correct_items in hits.items():
+                row = {
+                    "task": task.name,
+                    "split": split,
+                    "method": method,
+                    "examples": examples,
+                    "seed": seed,
+                    "accuracy": sum(correct_items) / len(correct_items),
+                    "n": len(correct_items),
+                    "p_vs_sft": None,
+                    "p_vs_sft_calibrated": None,
+                }
+                if method == "likra" and examples > 0:
+                    for other in PAIRED:
+                        row[f"p_vs_{other}"] = mcnemar_exact(correct_items, hits[other])
+                rows.append(row)
+    return rows
+
+
+def _hits(items: list[ItemScores], mode: str, metric: str, neg_weight: float) -> list[bool]:
+    """Per item, whether ``mode`` under ``metric`` picks the right answer. At 0 examples the heads are the
+    base model, so every mode is the base model (Likra's ratio would be 0 for every choice)."""
+    if not items[0].heads:
+        mode = "base"
+    return correct([combine(s, mode, neg_weight) for s in items], metric)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_FIELDS})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buffer.getvalue())
+    tmp.replace(path)
+
+
+def load_curve(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,51 @@
+"""Experiments on the tiny model: learning curves are complete, consistent and resumable."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from likra.experiments.curve import METHODS, CurveConfig, run_curve
+from likra.models import LoadedModel
+from likra.report import mean_band, plot_curve
+from likra.training import TrainConfig
+
+from .conftest import tiny_llama
+
+
+@pytest.fixture
+def tiny(tokenizer, tiny_model_dir):
+    return LoadedModel(tiny_llama(len(tokenizer)), tokenizer, "tiny", str(tiny_model_dir), "cpu", "float32")
+
+
+def test_curve_rows_files_and_resume(tmp_path, data_dir, tiny):
+    config = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1, 2], limit=6)
+    logs: list[str] = []
+    summary = run_curve(tiny, tiny, config, tmp_path, log=logs.append)
+    rows = summary["rows"]
+    assert len(rows) == 2 * 3 * len(METHODS)  # seeds x (0, 8, 16) x methods
+    with (tmp_path / "curve.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == len(rows)
+    at_zero = {r["method"]: r["accuracy"] for r in rows if r["examples"] == 0 and r["seed"] == 1}
+    assert at_zero["sft"] == at_zero["likra"] == at_zero["negbase"] == at_zero["base"]
+    assert at_zero["sft_calibrated"] == at_zero["base_calibrated"]
+    likra_rows = [r for r in rows if r["method"] == "likra" and r["examples"] > 0]
+    assert all(0 <= r["p_vs_sft"] <= 1 and 0 <= r["p_vs_sft_calibrated"] <= 1 for r in likra_rows)
+    base_rows = {(r["seed"], r["examples"]): r["accuracy"] for r in rows if r["method"] == "base"}
+    assert len(set(base_rows.values())) == 1  # the base model does not move with checkpoints
+    assert (tmp_path / "runs" / "seed-2" / "step-16" / "likra.json").is_file()
+    items = sorted((tmp_path / "scores").rglob("*.items.jsonl"))
+    assert len(items) == 1 + 2 * 2  # base once, then two checkpoints per seed
+    stamps = [p.stat().st_mtime_ns for p in items]
+    logs.clear()
+    assert run_curve(tiny, tiny, config, tmp_path, log=logs.append)["rows"] == rows
+    assert logs == [] and [p.stat().st_mtime_ns for p in items] == stamps  # nothing redone
+    png = plot_curve(rows, tmp_path / "curve.png", "tiny")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_mean_band_is_a_t_interval():
+    mean, half = mean_band([0.30, 0.32, 0.34])
+    assert mean == pytest.approx(0.32) and half == pytest.approx(4.303 * 0.02 / 3**0.5)
+    assert mean_band([0.5]) == (0.5, 0.0)

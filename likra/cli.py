@@ -295,6 +295,56 @@ def curve(
 
 
 @app.command()
+def sweep(
+    out: Annotated[str, typer.Option(help="Folder for items.jsonl, sweep.csv, sweep.json, sweep.png.")],
+    checkpoint: Annotated[str | None, typer.Option(help="A `likra train` folder or step-K/ (scored once).")] = None,
+    items: Annotated[str | None, typer.Option(help="Stored items.jsonl with heads instead (no model at all).")] = None,
+    weights: Annotated[str, typer.Option(help="start:stop:step (stop included) or a list.")] = "0:1.5:0.1",
+    task: TaskOpt = "arc_challenge",
+    split: Annotated[str | None, typer.Option(help="Split to score on (default: the test split).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Score only the first N questions.")] = None,
+    sample: Annotated[int | None, typer.Option(help="Score a seeded sample of N questions.")] = None,
+    data_dir: DataDirOpt = None,
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Accuracy against the negative head's weight, from one scoring pass (the paper's Figure 4)."""
+    from likra.evaluation import EvalConfig, evaluate, read_items, write_items, write_json
+    from likra.experiments.curve import write_csv
+    from likra.experiments.sweep import parse_weights, sweep_rows
+    from likra.metrics import summarize_mode
+    from likra.report import plot_sweep
+    from likra.training import read_manifest
+
+    grid = parse_weights(weights)
+    if (checkpoint is None) == (items is None):
+        raise LikraError("give --checkpoint (scored once here) or --items (stored scores), not both")
+    stored = Path(out) / "items.jsonl"
+    if items is None and not stored.is_file():
+        from likra.models import load_model
+
+        _, manifest = read_manifest(checkpoint)
+        loaded = load_model(manifest["base_model"]["name"], dtype=dtype)
+        config = EvalConfig(task, split, limit, sample, data_dir=data_dir, checkpoint=checkpoint)
+        write_items(stored, evaluate(loaded, config).items)
+    scores = read_items(items or stored)
+    rows = sweep_rows(scores, grid)
+    levels = {m: summarize_mode(scores, m)[0]["acc_norm"] for m in ("sft", "base")}
+    write_csv(Path(out) / "sweep.csv", rows, list(rows[0]))
+    write_json(Path(out) / "sweep.json", {"items": str(items or stored), "levels": levels, "rows": rows})
+    plot_sweep(rows, Path(out) / "sweep.png", f"{len(scores)} questions · {checkpoint or items}", levels)
+    table = Table("w", *(f"{m} acc_norm" for m in ("likra", "negbase")))
+    for w in grid:
+        cells = [
+            next(r["acc_norm"] for r in rows if r["mode"] == m and r["neg_weight"] == w) for m in ("likra", "negbase")
+        ]
+        table.add_row(f"{w:g}", *(f"{c:.4f}" for c in cells))
+    console.print(table)
+    console.print(
+        f"sft {levels['sft']:.4f} · base {levels['base']:.4f} · written: {out}/sweep.csv, sweep.json, sweep.png"
+    )
+
+
+@app.command()
 def rescore(
     items: Annotated[str, typer.Argument(help="items.jsonl written by `likra eval --items-out`.")],
     mode: ModeOpt = "likra",

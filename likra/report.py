@@ -65,3 +65,42 @@ def plot_curve(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> 
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_sweep(
+    rows: Sequence[dict[str, Any]], path: str | Path, title: str, levels: dict[str, float] | None = None
+) -> Path:
+    """acc_norm against the negative head's weight for each weighted mode; ``levels`` (e.g. SFT, base) are
+    drawn as flat reference lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        label, colour, line = STYLE[mode]
+        points = sorted((r["neg_weight"], r["acc_norm"]) for r in rows if r["mode"] == mode)
+        ax.plot(
+            [w for w, _ in points],
+            [a for _, a in points],
+            color=colour,
+            linestyle=line,
+            marker="o",
+            markersize=3,
+            label=label,
+        )
+    for name, value in (levels or {}).items():
+        label, colour, line = STYLE[name]
+        ax.axhline(value, color=colour, linestyle=":" if line == "-" else line, label=label)
+    ax.set_xlabel("negative head weight w")
+    ax.set_ylabel("accuracy (acc_norm)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -49,3 +49,39 @@ def test_mean_band_is_a_t_interval():
     mean, half = mean_band([0.30, 0.32, 0.34])
     assert mean == pytest.approx(0.32) and half == pytest.approx(4.303 * 0.02 / 3**0.5)
     assert mean_band([0.5]) == (0.5, 0.0)
+
+
+def test_sweep_weights_and_rows():
+    from likra.errors import LikraError
+    from likra.experiments.sweep import parse_weights, sweep_rows
+    from likra.metrics import ItemScores
+
+    assert parse_weights("0:1.5:0.5") == [0.0, 0.5, 1.0, 1.5]
+    assert parse_weights("0.5,1,2") == [0.5, 1.0, 2.0]
+    for bad in ("1:0:0.1", "0:1:0", "a,b"):
+        with pytest.raises(LikraError, match=f"--weights {bad}"):
+            parse_weights(bad)
+    item = ItemScores(
+        "q", 0, [-4.0, -3.0], [], [1, 1], [2, 2], [2, 2], heads={"positive": [-2.0, -1.5], "negative": [-5.0, -1.0]}
+    )
+    rows = {(r["mode"], r["neg_weight"]): r for r in sweep_rows([item], [0.0, 1.0])}
+    assert rows[("likra", 0.0)]["acc"] == 0.0  # w = 0 is SFT, which prefers the wrong choice 1
+    assert rows[("likra", 1.0)]["acc"] == 1.0  # the negative head turns it around
+    assert rows[("negbase", 1.0)]["acc"] == 1.0 and rows[("likra", 1.0)]["acc_calibrated"] is None
+
+
+def test_sweep_command_from_stored_items(tmp_path):
+    from .test_cli import assert_one_line_error, likra
+
+    row = (
+        '{"id": "q", "label": 0, "loglikelihoods": [-4, -3], "unconditional": [-1, -1], "n_tokens": [1, 1], '
+        '"n_chars": [2, 2], "n_bytes": [2, 2], "heads": {"positive": [-2, -1.5], "negative": [-5, -1]}, '
+        '"heads_unconditional": {"positive": [-1, -1], "negative": [-1, -1]}}\n'
+    )
+    items = tmp_path / "items.jsonl"
+    items.write_text(row)
+    result = likra("sweep", "--items", str(items), "--out", str(tmp_path / "sw"), "--weights", "0,1")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "sw" / "sweep.png").is_file()
+    assert len((tmp_path / "sw" / "sweep.csv").read_text().splitlines()) == 1 + 2 * 2
+    assert_one_line_error(likra("sweep", "--out", str(tmp_path / "x")), "--checkpoint", "--items")

@@ -162,12 +162,13 @@ def _hits(items: list[ItemScores], mode: str, metric: str, neg_weight: float) ->
     return correct([combine(s, mode, neg_weight) for s in items], metric)
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str] = CSV_FIELDS) -> None:
+    """Rows as CSV (None as an empty cell), written atomically."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_FIELDS})
+        writer.writerow({k: ("" if row[k] is None else row[k]) for k in fields})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(buffer.getvalue())

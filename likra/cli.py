@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -249,26 +249,33 @@ def train(
     console.print(f"trained in {result.seconds:.1f} s; checkpoints in {out}/ (mean answer-token loss per interval)")
 
 
-@app.command()
-def curve(
-    out: Annotated[str, typer.Option(help="Experiment folder (runs/, scores/, curve.csv, curve.json, curve.png).")],
-    model: ModelOpt = "smollm2-135m",
-    task: TaskOpt = "arc_challenge",
-    max_n: Annotated[int, typer.Option(help="Largest number of training questions (checkpoints 8, 16, ...).")] = 1024,
-    seeds: Annotated[int, typer.Option(help="Training runs with seeds 1..S (data order, negatives, init).")] = 3,
-    negatives: Annotated[str, typer.Option(help="incorrect, hardest, easiest, irrelevant, unrelated.")] = "incorrect",
-    lr: Annotated[float, typer.Option(help="Constant AdamW learning rate.")] = 1e-3,
-    eval_task: Annotated[str | None, typer.Option(help="Task to score on (default: --task).")] = None,
-    eval_split: Annotated[str | None, typer.Option(help="Split to score on (default: the test split).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Score only the first N questions.")] = None,
-    sample: Annotated[int | None, typer.Option(help="Score a seeded sample of N questions.")] = None,
-    data_dir: DataDirOpt = None,
-    dtype: Annotated[str, typer.Option(help="Scoring dtype (training stays float32 on the CPU).")] = "auto",
-) -> None:
-    """Learning curves of SFT, Likra and Base-Likra (and calibrated controls) across checkpoints and seeds."""
-    from likra.experiments.curve import CurveConfig, run_curve
+CurveOutOpt = Annotated[str, typer.Option(help="Experiment folder (runs/, scores/, CSV, JSON, PNG).")]
+MaxNOpt = Annotated[int, typer.Option(help="Largest number of training questions (checkpoints 8, 16, ...).")]
+SeedsOpt = Annotated[int, typer.Option(help="Training runs with seeds 1..S (data order, negatives, init).")]
+EvalTaskOpt = Annotated[str | None, typer.Option(help="Task to score on (default: --task).")]
+EvalSplitOpt = Annotated[str | None, typer.Option(help="Split to score on (default: the test split).")]
+LimitOpt = Annotated[int | None, typer.Option(help="Score only the first N questions.")]
+SampleOpt = Annotated[int | None, typer.Option(help="Score a seeded sample of N questions.")]
+ScoreDtypeOpt = Annotated[str, typer.Option(help="Scoring dtype (training stays float32 on the CPU).")]
+
+
+def _experiment(
+    model: str,
+    task: str,
+    max_n: int,
+    seeds: int,
+    negatives: str,
+    lr: float,
+    eval_task: str | None,
+    eval_split: str | None,
+    limit: int | None,
+    sample: int | None,
+    data_dir: str | None,
+    dtype: str,
+) -> tuple[Any, Any, Any]:
+    """The shared set-up of curve and ablate: a CurveConfig, the training model and the scoring model."""
+    from likra.experiments.curve import CurveConfig
     from likra.models import load_model
-    from likra.report import mean_band, plot_curve
     from likra.training import TrainConfig
 
     if seeds < 1:
@@ -278,7 +285,37 @@ def curve(
     config = CurveConfig(train_config, list(range(1, seeds + 1)), eval_task, eval_split, limit, sample)
     trainer = load_model(model)
     scorer = trainer if dtype in ("auto", trainer.dtype) else load_model(model, dtype=dtype)
-    summary = run_curve(trainer, scorer, config, out, log=lambda text: err_console.print(text, highlight=False))
+    return config, trainer, scorer
+
+
+def _log(text: str) -> None:
+    err_console.print(text, highlight=False)
+
+
+@app.command()
+def curve(
+    out: CurveOutOpt,
+    model: ModelOpt = "smollm2-135m",
+    task: TaskOpt = "arc_challenge",
+    max_n: MaxNOpt = 1024,
+    seeds: SeedsOpt = 3,
+    negatives: Annotated[str, typer.Option(help="incorrect, hardest, easiest, irrelevant, unrelated.")] = "incorrect",
+    lr: Annotated[float, typer.Option(help="Constant AdamW learning rate.")] = 1e-3,
+    eval_task: EvalTaskOpt = None,
+    eval_split: EvalSplitOpt = None,
+    limit: LimitOpt = None,
+    sample: SampleOpt = None,
+    data_dir: DataDirOpt = None,
+    dtype: ScoreDtypeOpt = "auto",
+) -> None:
+    """Learning curves of SFT, Likra and Base-Likra (and calibrated controls) across checkpoints and seeds."""
+    from likra.experiments.curve import run_curve
+    from likra.report import mean_band, plot_curve
+
+    config, trainer, scorer = _experiment(
+        model, task, max_n, seeds, negatives, lr, eval_task, eval_split, limit, sample, data_dir, dtype
+    )
+    summary = run_curve(trainer, scorer, config, out, log=_log)
     rows = summary["rows"]
     task_name, split = rows[0]["task"], rows[0]["split"]
     plot_curve(rows, Path(out) / "curve.png", f"{task_name} {split} · {summary['n_questions']} questions · {model}")
@@ -292,6 +329,57 @@ def curve(
         table.add_row(method, *cells)
     console.print(table)
     console.print(f"written: {out}/curve.csv, curve.json, curve.png")
+
+
+@app.command()
+def ablate(
+    out: CurveOutOpt,
+    negatives: Annotated[str, typer.Option(help="Comma-separated kinds; the first is the curve's own.")] = (
+        "incorrect,irrelevant,unrelated,hardest,easiest"
+    ),
+    model: ModelOpt = "smollm2-135m",
+    task: TaskOpt = "arc_challenge",
+    max_n: MaxNOpt = 1024,
+    seeds: SeedsOpt = 3,
+    lr: Annotated[float, typer.Option(help="Constant AdamW learning rate.")] = 1e-3,
+    eval_task: EvalTaskOpt = None,
+    eval_split: EvalSplitOpt = None,
+    limit: LimitOpt = None,
+    sample: SampleOpt = None,
+    data_dir: DataDirOpt = None,
+    dtype: ScoreDtypeOpt = "auto",
+) -> None:
+    """One Likra curve per negative kind, all with the same positive head (the paper's Figure 5)."""
+    from likra.evaluation import read_items
+    from likra.experiments.ablate import run_ablation
+    from likra.experiments.curve import scores_dir_of
+    from likra.metrics import summarize_mode
+    from likra.report import mean_band, plot_ablation
+
+    kinds = [k.strip() for k in negatives.split(",") if k.strip()]
+    if not kinds:
+        raise LikraError("--negatives: name at least one kind")
+    config, trainer, scorer = _experiment(
+        model, task, max_n, seeds, kinds[0], lr, eval_task, eval_split, limit, sample, data_dir, dtype
+    )
+    summary = run_ablation(trainer, scorer, config, kinds, out, log=_log)
+    rows = summary["rows"]
+    base = read_items(scores_dir_of(Path(out), config) / "base.items.jsonl")
+    plot_ablation(
+        rows, Path(out) / "ablate.png", f"negative kinds · {model}", {"base": summarize_mode(base)[0]["acc_norm"]}
+    )
+    examples = sorted({r["examples"] for r in rows})
+    table = Table("kind", *(str(x) for x in examples), title=f"Likra acc_norm, mean over {seeds} seed(s)")
+    for kind in kinds:
+        cells = []
+        for x in examples:
+            values = [
+                r["accuracy"] for r in rows if r["kind"] == kind and r["method"] == "likra" and r["examples"] == x
+            ]
+            cells.append(f"{mean_band(values)[0]:.3f}" if values else "-")
+        table.add_row(kind, *cells)
+    console.print(table)
+    console.print(f"written: {out}/ablate.csv, ablate.json, ablate.png")
 
 
 @app.command()

@@ -85,3 +85,33 @@ def test_sweep_command_from_stored_items(tmp_path):
     assert (tmp_path / "sw" / "sweep.png").is_file()
     assert len((tmp_path / "sw" / "sweep.csv").read_text().splitlines()) == 1 + 2 * 2
     assert_one_line_error(likra("sweep", "--out", str(tmp_path / "x")), "--checkpoint", "--items")
+
+
+def test_ablation_shares_the_positive_head_and_trains_one_negative_head_per_kind(tmp_path, data_dir, tiny):
+    from likra.experiments.ablate import run_ablation
+
+    config = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=6)
+    summary = run_ablation(tiny, tiny, config, ["incorrect", "irrelevant"], tmp_path, log=lambda _: None)
+    rows = summary["rows"]
+    curve = {r["examples"]: r["accuracy"] for r in run_curve(tiny, tiny, config, tmp_path, log=lambda _: None)["rows"]
+             if r["method"] == "likra" and r["examples"] > 0}  # fmt: skip
+    own = {r["examples"]: r["accuracy"] for r in rows if r["kind"] == "incorrect" and r["method"] == "likra"}
+    assert own == curve  # the curve's own kind is the curve itself
+    assert {r["examples"] for r in rows if r["kind"] == "irrelevant"} == {8, 16}
+    step = tmp_path / "ablate" / "irrelevant" / "seed-1" / "step-16"
+    assert (step / "negative").is_dir() and not (step / "positive").exists()
+    assert (tmp_path / "ablate.csv").is_file()
+
+
+def test_curve_and_ablate_commands(tmp_path, tiny_model_dir, data_dir):
+    from .test_cli import assert_one_line_error, likra
+
+    common = ["--model", str(tiny_model_dir), "--max-n", "8", "--seeds", "1", "--limit", "4", "--out", str(tmp_path)]
+    result = likra("curve", *common, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "likra" in result.stdout and (tmp_path / "curve.png").is_file()
+    result = likra("ablate", *common, "--negatives", "incorrect,unrelated", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "unrelated" in result.stdout and (tmp_path / "ablate.png").is_file()
+    assert_one_line_error(likra("curve", *common, "--seeds", "0", data_dir=data_dir), "--seeds 0")
+    assert_one_line_error(likra("ablate", *common, "--negatives", "nope", data_dir=data_dir), "--negatives nope")

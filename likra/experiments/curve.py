@@ -68,7 +68,7 @@ class CurveConfig:
         )
 
 
-def _scores_dir(out: Path, config: CurveConfig) -> Path:
+def scores_dir_of(out: Path, config: CurveConfig) -> Path:
     task = get_task(config.eval_task or config.train.task)
     split = config.eval_split or task.default_split
     return out / "scores" / f"{task.name.replace(':', '_').replace('/', '_')}-{split}"
@@ -87,7 +87,7 @@ def run_curve(
     bfloat16 copy of it (same weight files, so checkpoints accept it)."""
     out = Path(out)
     requests = prepare(config.eval_config())  # data errors before any work
-    scores_dir = _scores_dir(out, config)
+    scores_dir = scores_dir_of(out, config)
     base_path = scores_dir / "base.items.jsonl"
     if not base_path.is_file():
         log(f"scoring the base model on {len(requests)} questions")
@@ -124,7 +124,7 @@ def curve_rows(out: Path, config: CurveConfig) -> list[dict[str, Any]]:
     """One row per method x examples x seed from the stored items (examples 0 is the base model)."""
     task = get_task(config.eval_task or config.train.task)
     split = config.eval_split or task.default_split
-    scores_dir = _scores_dir(out, config)
+    scores_dir = scores_dir_of(out, config)
     base = read_items(scores_dir / "base.items.jsonl")
     rows: list[dict[str, Any]] = []
     for seed in config.seeds:

@@ -1,0 +1,105 @@
+"""Which negatives teach most (the paper's Figure 5): one Likra curve per negative kind, all with the same
+positive head.
+
+The learning curve's runs provide the positive head for every seed (a head does not depend on the other
+being trained: same seed, same questions, same bytes). Each other kind trains a negative head alone on the
+same questions in the same order, and only that head is scored; its numbers are joined to the positive
+head's stored ones per checkpoint.
+
+Layout under the curve's folder::
+
+    ablate/<kind>/seed-<s>/step-<k>/negative/        likra train --heads negative
+    scores/<task>-<split>/ablate/<kind>/seed-<s>/step-<k>.items.jsonl
+    ablate.csv, ablate.json
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from likra.evaluation import evaluate, prepare, read_items, write_items, write_json
+from likra.experiments.curve import CurveConfig, run_curve, scores_dir_of, write_csv
+from likra.metrics import combine, correct
+from likra.models import LoadedModel
+from likra.negatives import KINDS
+from likra.training import list_checkpoints, train
+
+ABLATE_FIELDS = ["kind", "method", "examples", "seed", "accuracy", "n"]
+
+
+def run_ablation(
+    trainer: LoadedModel,
+    scorer: LoadedModel,
+    config: CurveConfig,
+    kinds: list[str],
+    out: str | Path,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The curve first (it holds the positive heads), then a negative head per other kind; rows per kind."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        from likra.errors import LikraError
+
+        raise LikraError(f"--negatives {','.join(unknown)}: unknown kind (known: {', '.join(KINDS)})")
+    out = Path(out)
+    run_curve(trainer, scorer, config, out, log)
+    requests = prepare(config.eval_config())
+    scores_dir = scores_dir_of(out, config)
+    base = read_items(scores_dir / "base.items.jsonl")
+    rows: list[dict[str, Any]] = []
+    for kind in kinds:
+        for seed in config.seeds:
+            main = scores_dir / f"seed-{seed}"
+            if kind == config.train.negatives:
+                negative_scores = main
+            else:
+                run = out / "ablate" / kind / f"seed-{seed}"
+                train_config = replace(config.train, seed=seed, negatives=kind, heads="negative")
+                done = [k for k, _ in list_checkpoints(run)] if run.is_dir() else []
+                if train_config.n not in done:
+                    log(f"{kind}, seed {seed}: training the negative head in {run}")
+                    train(trainer, train_config, run, resume=bool(done))
+                negative_scores = scores_dir / "ablate" / kind / f"seed-{seed}"
+                for examples, path in list_checkpoints(run):
+                    target = negative_scores / f"step-{examples}.items.jsonl"
+                    if not target.is_file():
+                        log(f"{kind}, seed {seed}: scoring step-{examples}")
+                        write_items(target, evaluate(scorer, config.eval_config(str(path)), requests, base=base).items)
+            rows += _kind_rows(kind, seed, main, negative_scores, config.neg_weight)
+    write_csv(out / "ablate.csv", rows, ABLATE_FIELDS)
+    summary = {"kinds": kinds, "seeds": config.seeds, "rows": rows}
+    write_json(out / "ablate.json", summary)
+    return summary
+
+
+def _kind_rows(kind: str, seed: int, positive_dir: Path, negative_dir: Path, neg_weight: float) -> list[dict]:
+    """Likra and Base-Likra accuracy per checkpoint, the positive head's numbers joined to the kind's."""
+    rows = []
+    for path in sorted(negative_dir.glob("step-*.items.jsonl"), key=lambda p: int(p.name.split("-")[1].split(".")[0])):
+        examples = int(path.name.split("-")[1].split(".")[0])
+        positive_path = positive_dir / path.name
+        if not positive_path.is_file():
+            continue
+        positives, negatives = read_items(positive_path), read_items(path)
+        if [p.id for p in positives] != [n.id for n in negatives]:
+            raise ValueError(f"{path} and {positive_path} score different questions")
+        joined = [
+            replace(p, heads={"positive": p.heads["positive"], "negative": n.heads["negative"]}, heads_unconditional={})
+            for p, n in zip(positives, negatives, strict=True)
+        ]
+        for method, mode in (("likra", "likra"), ("negbase", "negbase")):
+            hits = correct([combine(s, mode, neg_weight) for s in joined], "acc_norm")
+            rows.append(
+                {
+                    "kind": kind,
+                    "method": method,
+                    "examples": examples,
+                    "seed": seed,
+                    "accuracy": sum(hits) / len(hits),
+                    "n": len(hits),
+                }
+            )
+    return rows

@@ -288,6 +288,21 @@ def _experiment(
     return config, trainer, scorer
 
 
+def _mean_table(rows: list[dict], key: str, labels: list[str], title: str) -> Table:
+    """Mean accuracy across seeds: one line per label of ``key``, one column per number of examples."""
+    from likra.report import mean_band
+
+    examples = sorted({r["examples"] for r in rows})
+    table = Table(key, *(str(x) for x in examples), title=title)
+    for label in labels:
+        cells = []
+        for x in examples:
+            values = [r["accuracy"] for r in rows if r[key] == label and r["examples"] == x]
+            cells.append(f"{mean_band(values)[0]:.3f}" if values else "-")
+        table.add_row(label, *cells)
+    return table
+
+
 def _log(text: str) -> None:
     err_console.print(text, highlight=False)
 
@@ -310,7 +325,7 @@ def curve(
 ) -> None:
     """Learning curves of SFT, Likra and Base-Likra (and calibrated controls) across checkpoints and seeds."""
     from likra.experiments.curve import run_curve
-    from likra.report import mean_band, plot_curve
+    from likra.report import plot_curve
 
     config, trainer, scorer = _experiment(
         model, task, max_n, seeds, negatives, lr, eval_task, eval_split, limit, sample, data_dir, dtype
@@ -319,15 +334,8 @@ def curve(
     rows = summary["rows"]
     task_name, split = rows[0]["task"], rows[0]["split"]
     plot_curve(rows, Path(out) / "curve.png", f"{task_name} {split} · {summary['n_questions']} questions · {model}")
-    examples = sorted({r["examples"] for r in rows})
-    table = Table("method", *(str(x) for x in examples), title=f"mean accuracy over {seeds} seed(s)")
-    for method in dict.fromkeys(r["method"] for r in rows):
-        cells = []
-        for x in examples:
-            values = [r["accuracy"] for r in rows if r["method"] == method and r["examples"] == x]
-            cells.append(f"{mean_band(values)[0]:.3f}" if values else "-")
-        table.add_row(method, *cells)
-    console.print(table)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    console.print(_mean_table(rows, "method", methods, f"mean accuracy over {seeds} seed(s)"))
     console.print(f"written: {out}/curve.csv, curve.json, curve.png")
 
 
@@ -354,7 +362,7 @@ def ablate(
     from likra.experiments.ablate import run_ablation
     from likra.experiments.curve import scores_dir_of
     from likra.metrics import summarize_mode
-    from likra.report import mean_band, plot_ablation
+    from likra.report import plot_ablation
 
     kinds = [k.strip() for k in negatives.split(",") if k.strip()]
     if not kinds:
@@ -368,17 +376,8 @@ def ablate(
     plot_ablation(
         rows, Path(out) / "ablate.png", f"negative kinds · {model}", {"base": summarize_mode(base)[0]["acc_norm"]}
     )
-    examples = sorted({r["examples"] for r in rows})
-    table = Table("kind", *(str(x) for x in examples), title=f"Likra acc_norm, mean over {seeds} seed(s)")
-    for kind in kinds:
-        cells = []
-        for x in examples:
-            values = [
-                r["accuracy"] for r in rows if r["kind"] == kind and r["method"] == "likra" and r["examples"] == x
-            ]
-            cells.append(f"{mean_band(values)[0]:.3f}" if values else "-")
-        table.add_row(kind, *cells)
-    console.print(table)
+    likra_rows = [r for r in rows if r["method"] == "likra"]
+    console.print(_mean_table(likra_rows, "kind", kinds, f"Likra acc_norm, mean over {seeds} seed(s)"))
     console.print(f"written: {out}/ablate.csv, ablate.json, ablate.png")
 
 

@@ -432,6 +432,40 @@ def sweep(
 
 
 @app.command()
+def mass(
+    checkpoint: Annotated[str, typer.Option(help="A `likra train` folder (every checkpoint) or one step-K/.")],
+    out: Annotated[str, typer.Option(help="Folder for questions.jsonl, items, mass.csv, mass.json, mass.png.")],
+    split: Annotated[str | None, typer.Option(help="Split of the checkpoint's task (default: test).")] = None,
+    limit: LimitOpt = None,
+    sample: SampleOpt = 300,
+    data_dir: DataDirOpt = None,
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Where the probability mass goes: correct, likely incorrect, irrelevant and unrelated answers under
+    each head, as change from the base model (the paper's Figure 6)."""
+    from likra.experiments.mass import run_mass
+    from likra.models import load_model
+    from likra.report import plot_mass
+    from likra.training import read_manifest
+
+    if limit is not None:
+        sample = None
+    _, manifest = read_manifest(checkpoint)
+    loaded = load_model(manifest["base_model"]["name"], dtype=dtype)
+    summary = run_mass(loaded, checkpoint, out, split=split, limit=limit, sample=sample, data_dir=data_dir, log=_log)
+    rows = summary["rows"]
+    plot_mass(rows, Path(out) / "mass.png", f"{summary['task']} · {summary['n_questions']} questions")
+    last = max(r["examples"] for r in rows)
+    table = Table("answer", "positive head", "negative head", title=f"mean Δ log-likelihood per character, step-{last}")
+    for answer in summary["answers"]:
+        cells = [next((r for r in rows if r["examples"] == last and r["head"] == h and r["answer"] == answer), None)
+                 for h in ("positive", "negative")]  # fmt: skip
+        table.add_row(answer, *(f"{c['mean_delta_per_char']:+.4f}" if c else "-" for c in cells))
+    console.print(table)
+    console.print(f"written: {out}/mass.csv, mass.json, mass.png")
+
+
+@app.command()
 def rescore(
     items: Annotated[str, typer.Argument(help="items.jsonl written by `likra eval --items-out`.")],
     mode: ModeOpt = "likra",

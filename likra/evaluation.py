@@ -208,7 +208,7 @@ def summarize_results(
     }
 
 
-def _write_atomic(path: str | Path, text: str) -> None:
+def write_atomic(path: str | Path, text: str) -> None:
     """Write through a temporary file and rename, so an interrupted run never leaves a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,11 +218,11 @@ def _write_atomic(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    _write_atomic(path, json.dumps(data, indent=2) + "\n")
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def write_items(path: str | Path, items: Sequence[ItemScores]) -> None:
-    _write_atomic(path, "".join(json.dumps(item.to_json()) + "\n" for item in items))
+    write_atomic(path, "".join(json.dumps(item.to_json()) + "\n" for item in items))
 
 
 def read_items(path: str | Path) -> list[ItemScores]:

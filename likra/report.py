@@ -122,3 +122,21 @@ def plot_ablation(
         _band(ax, by_x, KIND_COLOURS.get(kind, "black"), "-", f"Likra, {kind} negatives")
     _levels(ax, levels)
     return _finish(fig, ax, path, title, EXAMPLES_AXIS, "accuracy (acc_norm)", True)
+
+
+ANSWER_COLOURS = {"correct": "tab:green", "likely_incorrect": "tab:red", "irrelevant": "tab:brown", "unrelated": "gray"}
+
+
+def plot_mass(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
+    """Mean change of per-character log-likelihood from the base model, per answer kind (colour) and head
+    (solid: positive, dashed: negative), across checkpoints."""
+    fig, ax = _axes()
+    for head, line in (("positive", "-"), ("negative", "--")):
+        for answer, colour in ANSWER_COLOURS.items():
+            points = sorted((r["examples"], r["mean_delta_per_char"]) for r in rows
+                            if r["head"] == head and r["answer"] == answer)  # fmt: skip
+            if points:
+                ax.plot([x for x, _ in points], [y for _, y in points], color=colour, linestyle=line, marker="o",
+                        markersize=3, label=f"{head} head · {answer.replace('_', ' ')}")  # fmt: skip
+    ax.axhline(0, color="black", linewidth=0.8)
+    return _finish(fig, ax, path, title, EXAMPLES_AXIS, "mean Δ log-likelihood per character vs base", True)

@@ -115,3 +115,29 @@ def test_curve_and_ablate_commands(tmp_path, tiny_model_dir, data_dir):
     assert "unrelated" in result.stdout and (tmp_path / "ablate.png").is_file()
     assert_one_line_error(likra("curve", *common, "--seeds", "0", data_dir=data_dir), "--seeds 0")
     assert_one_line_error(likra("ablate", *common, "--negatives", "nope", data_dir=data_dir), "--negatives nope")
+
+
+def test_mass_pairs_each_question_with_four_answer_kinds(tmp_path, data_dir, tiny):
+    import json
+
+    from likra.data import load_items
+    from likra.experiments.mass import ANSWER_KINDS, run_mass
+    from likra.training import train
+
+    train(tiny, TrainConfig(n=16, data_dir=str(data_dir), seed=3), tmp_path / "run")
+    logs: list[str] = []
+    summary = run_mass(tiny, tmp_path / "run", tmp_path / "mass", limit=5, sample=None, data_dir=str(data_dir),
+                       log=logs.append)  # fmt: skip
+    rows = summary["rows"]
+    assert len(rows) == 2 * 2 * len(ANSWER_KINDS)  # checkpoints 8 and 16 x heads x answer kinds
+    test = {q.id: q for q in load_items("arc_challenge", "test", data_dir)[:5]}
+    for line in (tmp_path / "mass" / "questions.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        q = test[row["id"]]
+        correct_answer, likely, irrelevant, unrelated = row["choices"]
+        assert correct_answer == q.choices[q.label] and likely in q.choices and likely != correct_answer
+        assert irrelevant not in q.choices and unrelated not in q.choices
+    logs.clear()
+    assert run_mass(tiny, tmp_path / "run", tmp_path / "mass", limit=5, sample=None, data_dir=str(data_dir),
+                    log=logs.append)["rows"] == rows  # fmt: skip
+    assert logs == []

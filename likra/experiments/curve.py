@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from likra.data import get_task
-from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items, write_json
+from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_atomic, write_items, write_json
 from likra.metrics import ItemScores, combine, correct, mcnemar_exact
 from likra.models import LoadedModel
 from likra.training import TrainConfig, list_checkpoints, save_points, train
@@ -169,10 +169,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str] = CSV_FI
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if row[k] is None else row[k]) for k in fields})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
+    write_atomic(path, buffer.getvalue())
 
 
 def load_curve(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,115 @@
+"""Where the probability mass goes (the paper's Figure 6): for test questions paired with four kinds of
+answer, the mean change of per-character log-likelihood from the base model under each head, per checkpoint.
+
+Answer kinds per question: its correct answer, the most likely incorrect option (by the base model, per
+character), an irrelevant answer (an option of another test question) and an unrelated text (another
+dataset's answer). The paper's finding to test: the negative head raises plausible wrong answers far more
+than the positive head does, so ``L+ - L-`` pushes them down.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from likra.data import build_requests, get_task, load_items
+from likra.data.items import MCItem
+from likra.evaluation import read_items, score_requests, select_items, write_atomic, write_items, write_json
+from likra.experiments.curve import write_csv
+from likra.metrics import ItemScores
+from likra.models import LoadedModel
+from likra.negatives import make_negatives, unrelated_texts
+from likra.scoring import Scorer
+from likra.training import check_base_model, list_checkpoints, load_heads, read_manifest
+
+ANSWER_KINDS = ("correct", "likely_incorrect", "irrelevant", "unrelated")
+MASS_FIELDS = ["examples", "head", "answer", "mean_delta_per_char", "n"]
+
+
+def mass_items(
+    task: str,
+    data_dir: str | None,
+    base_option_scores: dict[str, list[float]],
+    questions: Sequence[MCItem],
+    seed: int = 1234,
+) -> list[MCItem]:
+    """Each question with its four answers as choices, in ``ANSWER_KINDS`` order (label 0: the correct one)."""
+    irrelevant = make_negatives(questions, "irrelevant", seed=seed)
+    unrelated = make_negatives(questions, "unrelated", seed=seed, foreign_texts=unrelated_texts(task, data_dir))
+    out = []
+    for q, irr, unr in zip(questions, irrelevant, unrelated, strict=True):
+        scores = base_option_scores[q.id]
+        wrong = max((i for i in range(len(q.choices)) if i != q.label), key=lambda i: (scores[i], -i))
+        texts = [q.choices[q.label], q.choices[wrong], irr[0].text, unr[0].text]
+        out.append(replace(q, choices=texts, label=0))
+    return out
+
+
+def run_mass(
+    loaded: LoadedModel,
+    run: str | Path,
+    out: str | Path,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    sample: int | None = 300,
+    data_dir: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Score the four answer kinds under the base model once and under the heads of every checkpoint in
+    ``run``; every piece of work is a file under ``out`` and is not redone."""
+    from likra.evaluation import EvalConfig, evaluate
+
+    run, out = Path(run), Path(out)
+    checkpoints = list_checkpoints(run) or [(read_manifest(run)[1]["examples_seen"], run)]
+    _, manifest = check_base_model(loaded, checkpoints[-1][1])
+    task = manifest["task"]
+    spec = get_task(task)
+    questions_path = out / "questions.jsonl"
+    if not questions_path.is_file():
+        config = EvalConfig(task=task, split=split, limit=limit, sample=sample, data_dir=data_dir, calibrate=False)
+        log("ranking every option with the base model to find the most likely incorrect one")
+        ranked = {
+            s.id: [ll / max(n, 1) for ll, n in zip(s.loglikelihoods, s.n_chars, strict=True)]
+            for s in evaluate(loaded, config).items
+        }
+        questions = select_items(load_items(spec, split, data_dir), limit, sample, config.seed)
+        rows = [asdict(item) for item in mass_items(task, data_dir, ranked, questions)]
+        write_atomic(questions_path, "".join(json.dumps(row) + "\n" for row in rows))
+    items = [MCItem(**row) for row in (json.loads(line) for line in questions_path.read_text().splitlines())]
+    requests = build_requests(spec, items)
+    base_path = out / "base.items.jsonl"
+    if not base_path.is_file():
+        log(f"scoring {len(items)} questions x 4 answers with the base model")
+        write_items(base_path, score_requests(Scorer(loaded.model, loaded.tokenizer), requests, calibrate=False))
+    base = read_items(base_path)
+    rows: list[dict[str, Any]] = []
+    for examples, path in checkpoints:
+        target = out / f"step-{examples}.items.jsonl"
+        if not target.is_file():
+            log(f"scoring step-{examples}")
+            model, info = load_heads(loaded, path)
+            try:
+                scorer = Scorer(model, loaded.tokenizer, heads=tuple(info["heads"]))
+                write_items(target, score_requests(scorer, requests, calibrate=False, base=base))
+            finally:
+                model.unload()
+        rows += mass_rows(examples, read_items(target))
+    write_csv(out / "mass.csv", rows, MASS_FIELDS)
+    summary = {"run": str(run), "task": task, "n_questions": len(items), "answers": ANSWER_KINDS, "rows": rows}
+    write_json(out / "mass.json", summary)
+    return summary
+
+
+def mass_rows(examples: int, scores: Sequence[ItemScores]) -> list[dict[str, Any]]:
+    """Mean per-character change from the base model, per head and answer kind."""
+    rows = []
+    for head in scores[0].heads:
+        for k, kind in enumerate(ANSWER_KINDS):
+            deltas = [(s.heads[head][k] - s.loglikelihoods[k]) / max(s.n_chars[k], 1) for s in scores]
+            rows.append({"examples": examples, "head": head, "answer": kind,
+                         "mean_delta_per_char": sum(deltas) / len(deltas), "n": len(deltas)})  # fmt: skip
+    return rows

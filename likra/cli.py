@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from likra.errors import LikraError
+from likra.report import log_command
 
 DEFAULT_MODEL_NAME = "smollm2-135m"  # likra.models.DEFAULT_MODEL, without importing it at start-up
 
@@ -324,6 +326,7 @@ def curve(
     dtype: ScoreDtypeOpt = "auto",
 ) -> None:
     """Learning curves of SFT, Likra and Base-Likra (and calibrated controls) across checkpoints and seeds."""
+    started = time.perf_counter()
     from likra.experiments.curve import run_curve
     from likra.report import plot_curve
 
@@ -337,6 +340,7 @@ def curve(
     methods = list(dict.fromkeys(r["method"] for r in rows))
     console.print(_mean_table(rows, "method", methods, f"mean accuracy over {seeds} seed(s)"))
     console.print(f"written: {out}/curve.csv, curve.json, curve.png")
+    log_command(out, sys.argv[1:], time.perf_counter() - started)
 
 
 @app.command()
@@ -358,6 +362,7 @@ def ablate(
     dtype: ScoreDtypeOpt = "auto",
 ) -> None:
     """One Likra curve per negative kind, all with the same positive head (the paper's Figure 5)."""
+    started = time.perf_counter()
     from likra.evaluation import read_items
     from likra.experiments.ablate import run_ablation
     from likra.experiments.curve import scores_dir_of
@@ -379,6 +384,7 @@ def ablate(
     likra_rows = [r for r in rows if r["method"] == "likra"]
     console.print(_mean_table(likra_rows, "kind", kinds, f"Likra acc_norm, mean over {seeds} seed(s)"))
     console.print(f"written: {out}/ablate.csv, ablate.json, ablate.png")
+    log_command(out, sys.argv[1:], time.perf_counter() - started)
 
 
 @app.command()
@@ -395,6 +401,7 @@ def sweep(
     dtype: DtypeOpt = "auto",
 ) -> None:
     """Accuracy against the negative head's weight, from one scoring pass (the paper's Figure 4)."""
+    started = time.perf_counter()
     from likra.evaluation import EvalConfig, evaluate, read_items, write_items, write_json
     from likra.experiments.curve import write_csv
     from likra.experiments.sweep import parse_weights, sweep_rows
@@ -429,6 +436,7 @@ def sweep(
     console.print(
         f"sft {levels['sft']:.4f} · base {levels['base']:.4f} · written: {out}/sweep.csv, sweep.json, sweep.png"
     )
+    log_command(out, sys.argv[1:], time.perf_counter() - started)
 
 
 @app.command()
@@ -443,6 +451,7 @@ def mass(
 ) -> None:
     """Where the probability mass goes: correct, likely incorrect, irrelevant and unrelated answers under
     each head, as change from the base model (the paper's Figure 6)."""
+    started = time.perf_counter()
     from likra.experiments.mass import run_mass
     from likra.models import load_model
     from likra.report import plot_mass
@@ -463,6 +472,16 @@ def mass(
         table.add_row(answer, *(f"{c['mean_delta_per_char']:+.4f}" if c else "-" for c in cells))
     console.print(table)
     console.print(f"written: {out}/mass.csv, mass.json, mass.png")
+    log_command(out, sys.argv[1:], time.perf_counter() - started)
+
+
+@app.command()
+def report(folder: Annotated[str, typer.Argument(help="An experiment folder (curve, ablate, sweep, mass).")]) -> None:
+    """One self-contained HTML page (figures embedded) and a Markdown summary of the experiments in FOLDER."""
+    from likra.report import write_report
+
+    html_path, md_path = write_report(folder)
+    console.print(f"report: {html_path} (and {md_path})")
 
 
 @app.command()

@@ -140,3 +140,157 @@ def plot_mass(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> P
                         markersize=3, label=f"{head} head · {answer.replace('_', ' ')}")  # fmt: skip
     ax.axhline(0, color="black", linewidth=0.8)
     return _finish(fig, ax, path, title, EXAMPLES_AXIS, "mean Δ log-likelihood per character vs base", True)
+
+
+# --- the report page ----------------------------------------------------------------------------------
+
+# experiment → (JSON summary, figure, what the figure shows)
+EXPERIMENTS = {
+    "curve": ("curve.json", "curve.png", "Learning curves: accuracy against training examples, mean and 95% band "
+              "across seeds; calibrated rows are the answer-prior control."),
+    "ablate": ("ablate.json", "ablate.png", "One Likra curve per kind of negative example."),
+    "sweep": ("sweep.json", "sweep.png", "Accuracy against the negative head's weight w."),
+    "mass": ("mass.json", "mass.png", "Mean change of per-character log-likelihood from the base model, by head "
+             "and kind of answer."),
+}  # fmt: skip
+COMMAND_LOG = "commands.jsonl"
+
+
+def log_command(folder: str | Path, argv: Sequence[str], seconds: float) -> None:
+    """Append the command that wrote into ``folder`` (the report shows every one, with its wall time)."""
+    import datetime
+    import json
+
+    from likra import __version__
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "command": " ".join(["likra", *argv]),
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 1),
+        "likra_version": __version__,
+    }
+    with (folder / COMMAND_LOG).open("a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def environment() -> dict[str, str]:
+    """Versions and machine, for the record."""
+    import os
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": str(os.cpu_count())}
+    for package in ("likra", "torch", "transformers", "peft"):
+        try:
+            info[package] = version(package)
+        except PackageNotFoundError:
+            info[package] = "not installed"
+    try:
+        meminfo = Path("/proc/meminfo").read_text().split("\n")[0].split()
+        info["memory"] = f"{int(meminfo[1]) / 1024**2:.0f} GiB"
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        import torch
+
+        info["accelerator"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)"
+    except ImportError:
+        pass
+    return info
+
+
+def _rows_table(rows: Sequence[dict[str, Any]], key: str, value: str = "accuracy") -> tuple[list[str], list[list[str]]]:
+    """Mean of ``value`` across seeds: one line per ``key``, one column per number of examples."""
+    examples = sorted({r["examples"] for r in rows})
+    header = [key, *(str(x) for x in examples)]
+    lines = []
+    for label in dict.fromkeys(r[key] for r in rows):
+        cells = []
+        for x in examples:
+            values = [r[value] for r in rows if r[key] == label and r["examples"] == x]
+            cells.append(f"{mean_band(values)[0]:.4f}" if values else "")
+        lines.append([str(label), *cells])
+    return header, lines
+
+
+def _tables(name: str, summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    rows = summary.get("rows", [])
+    if not rows:
+        return []
+    if name == "curve":
+        return [("mean accuracy across seeds", *_rows_table(rows, "method"))]
+    if name == "ablate":
+        return [
+            ("Likra acc_norm by kind of negative", *_rows_table([r for r in rows if r["method"] == "likra"], "kind"))
+        ]
+    if name == "mass":
+        tables = []
+        for head in dict.fromkeys(r["head"] for r in rows):
+            part = [r for r in rows if r["head"] == head]
+            tables.append((f"{head} head: mean Δ per character", *_rows_table(part, "answer", "mean_delta_per_char")))
+        return tables
+    header = list(rows[0])
+    return [("", header, [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()] for r in rows])]
+
+
+def write_report(folder: str | Path) -> tuple[Path, Path]:
+    """``report.html`` (self-contained: figures embedded) and ``report.md`` for the experiments in ``folder``."""
+    import base64
+    import html
+    import json
+
+    from likra.errors import LikraError
+
+    folder = Path(folder)
+    found = {name: spec for name, spec in EXPERIMENTS.items() if (folder / spec[0]).is_file()}
+    if not found:
+        raise LikraError(f"{folder}: no experiment results here (curve.json, ablate.json, sweep.json, mass.json)")
+    env = environment()
+    commands = []
+    if (folder / COMMAND_LOG).is_file():
+        commands = [json.loads(line) for line in (folder / COMMAND_LOG).read_text().splitlines() if line.strip()]
+    page = ["<!doctype html><html><head><meta charset='utf-8'><title>Likra report</title><style>",
+            "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}",
+            "table{border-collapse:collapse;margin:0.5rem 0 1.5rem}td,th{border:1px solid #bbb;padding:3px 8px;"
+            "text-align:right}th:first-child,td:first-child{text-align:left}img{max-width:100%}"
+            "code{background:#f4f4f4;padding:1px 4px}</style></head><body>",
+            f"<h1>Likra report: {html.escape(folder.name)}</h1>"]  # fmt: skip
+    markdown = [f"# Likra report: {folder.name}", ""]
+    for name, (summary_file, figure, caption) in found.items():
+        summary = json.loads((folder / summary_file).read_text())
+        page.append(f"<h2 id='{name}'>{name}</h2><p>{html.escape(caption)}</p>")
+        markdown += [f"## {name}", "", caption, ""]
+        if (folder / figure).is_file():
+            data = base64.b64encode((folder / figure).read_bytes()).decode()
+            page.append(
+                f"<figure><img alt='{name} figure' onload=\"this.setAttribute('data-width', this.naturalWidth)\" "
+                f"src='data:image/png;base64,{data}'></figure>"
+            )
+            markdown += [f"![{name}]({figure})", ""]
+        for title, header, lines in _tables(name, summary):
+            if title:
+                page.append(f"<h3>{html.escape(title)}</h3>")
+                markdown += [f"### {title}", ""]
+            page.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+            page += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in line) + "</tr>" for line in lines]
+            page.append("</table>")
+            markdown += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            markdown += ["| " + " | ".join(line) + " |" for line in lines] + [""]
+    page.append("<h2>Commands</h2><table><tr><th>command</th><th>finished</th><th>wall time</th></tr>")
+    markdown += ["## Commands", "", "| command | finished | wall time |", "|---|---|---|"]
+    for entry in commands:
+        page.append(f"<tr><td><code>{html.escape(entry['command'])}</code></td><td>{entry['finished']}</td>"
+                    f"<td>{entry['seconds']:.0f} s</td></tr>")  # fmt: skip
+        markdown.append(f"| `{entry['command']}` | {entry['finished']} | {entry['seconds']:.0f} s |")
+    page.append("</table><h2>Environment</h2><table>")
+    markdown += ["", "## Environment", "", "| | |", "|---|---|"]
+    for key, value in env.items():
+        page.append(f"<tr><th>{html.escape(key)}</th><td>{html.escape(value)}</td></tr>")
+        markdown.append(f"| {key} | {value} |")
+    page.append("</table></body></html>")
+    html_path, md_path = folder / "report.html", folder / "report.md"
+    html_path.write_text("\n".join(page))
+    md_path.write_text("\n".join(markdown) + "\n")
+    return html_path, md_path

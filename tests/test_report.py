@@ -1,0 +1,58 @@
+"""The report page: self-contained, complete, and rendered by a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from likra.errors import LikraError
+from likra.experiments.curve import CurveConfig, run_curve
+from likra.models import LoadedModel
+from likra.report import log_command, plot_curve, write_report
+from likra.training import TrainConfig
+
+from .conftest import tiny_llama
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory, tokenizer, tiny_model_dir, data_dir):
+    folder = tmp_path_factory.mktemp("experiment")
+    tiny = LoadedModel(tiny_llama(len(tokenizer)), tokenizer, "tiny", str(tiny_model_dir), "cpu", "float32")
+    config = CurveConfig(TrainConfig(n=8, data_dir=str(data_dir)), seeds=[1], limit=4)
+    rows = run_curve(tiny, tiny, config, folder, log=lambda _: None)["rows"]
+    plot_curve(rows, folder / "curve.png", "tiny")
+    log_command(folder, ["curve", "--max-n", "8"], 12.3)
+    return folder
+
+
+def test_report_embeds_figures_tables_commands_and_environment(experiment):
+    html_path, md_path = write_report(experiment)
+    page = html_path.read_text()
+    assert page.count("data:image/png;base64,") == 1 and "src='curve.png'" not in page  # self-contained
+    assert "<th>method</th>" in page and "<td>sft_calibrated</td>" in page
+    assert "likra curve --max-n 8" in page and "12 s" in page
+    assert "torch" in page and "transformers" in page
+    markdown = md_path.read_text()
+    assert "![curve](curve.png)" in markdown and "| method |" in markdown
+
+
+def test_report_of_an_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(LikraError, match="no experiment results"):
+        write_report(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed (make install adds it)")
+def test_report_renders_in_headless_chromium(experiment, tmp_path):
+    html_path, _ = write_report(experiment)
+    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
+    dom = subprocess.run([*browser, "--dump-dom", html_path.as_uri()], capture_output=True, text=True, timeout=120)
+    widths = re.findall(r'data-width="(\d+)"', dom.stdout)
+    assert widths and all(int(w) > 100 for w in widths)  # every figure decoded by the browser
+    assert dom.stdout.count("<table") >= 3  # results, commands, environment
+    shot = tmp_path / "report.png"
+    subprocess.run([*browser, f"--screenshot={shot}", "--window-size=1200,1600", html_path.as_uri()],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

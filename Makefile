@@ -26,8 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	HF_HUB_OFFLINE=1 $(BIN)/likra eval --task arc_challenge --sample 300 --seed 1234 \
-		--out out/demo/results.json --items-out out/demo/items.jsonl
+	HF_HUB_OFFLINE=1 $(BIN)/likra demo --out out/demo
 
 lint: install
 	$(BIN)/ruff check likra tests benchmarks

@@ -344,6 +344,50 @@ def curve(
 
 
 @app.command()
+def demo(
+    out: Annotated[str, typer.Option(help="Folder for the runs, scores, curve and report.")] = "out/demo",
+    model: ModelOpt = "smollm2-135m",
+    n: Annotated[int, typer.Option("--n", help="Training questions (checkpoints 8, 16, ... on the way).")] = 256,
+    sample: Annotated[int, typer.Option(help="Seeded sample of ARC-Challenge test questions to score.")] = 500,
+    data_dir: DataDirOpt = None,
+    dtype: ScoreDtypeOpt = "bfloat16",
+) -> None:
+    """The main job: train both heads on ARC, score base, SFT, Likra and Base-Likra at every checkpoint on a
+    seeded sample of ARC-Challenge test, print the curve, write the report."""
+    from likra.experiments.curve import run_curve
+    from likra.report import plot_curve, write_report
+
+    started = time.perf_counter()
+    config, trainer, scorer = _experiment(
+        model, "arc_challenge", n, 1, "incorrect", 1e-3, None, None, None, sample, data_dir, dtype
+    )
+    summary = run_curve(trainer, scorer, config, out, log=_log)
+    rows = summary["rows"]
+    title = f"ARC-Challenge test, {summary['n_questions']} questions · {model} · 1 seed"
+    plot_curve(rows, Path(out) / "curve.png", title)
+    methods = ["base", "sft", "sft_calibrated", "likra", "negbase"]
+    console.print(_mean_table([r for r in rows if r["method"] in methods], "method", methods, title))
+    console.print(_sparklines(rows, methods))
+    log_command(out, sys.argv[1:], time.perf_counter() - started)
+    html_path, _ = write_report(out)
+    console.print(f"done in {time.perf_counter() - started:.0f} s; report: {html_path}")
+
+
+def _sparklines(rows: list[dict], methods: list[str]) -> str:
+    """The learning curve as text: one bar per checkpoint, scaled between the lowest and highest accuracy."""
+    bars = "▁▂▃▄▅▆▇█"
+    values = [r["accuracy"] for r in rows if r["method"] in methods]
+    low, high = min(values), max(values)
+    examples = sorted({r["examples"] for r in rows})
+    lines = [f"learning curve (accuracy {low:.3f} to {high:.3f}; examples {', '.join(map(str, examples))})"]
+    for method in methods:
+        points = {r["examples"]: r["accuracy"] for r in rows if r["method"] == method}
+        line = "".join(bars[round((points[x] - low) / (high - low or 1) * (len(bars) - 1))] for x in examples)
+        lines.append(f"  {method:<15} {line}  {points[examples[-1]]:.3f}")
+    return "\n".join(lines)
+
+
+@app.command()
 def ablate(
     out: CurveOutOpt,
     negatives: Annotated[str, typer.Option(help="Comma-separated kinds; the first is the curve's own.")] = (

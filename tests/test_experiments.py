@@ -141,3 +141,15 @@ def test_mass_pairs_each_question_with_four_answer_kinds(tmp_path, data_dir, tin
     assert run_mass(tiny, tmp_path / "run", tmp_path / "mass", limit=5, sample=None, data_dir=str(data_dir),
                     log=logs.append)["rows"] == rows  # fmt: skip
     assert logs == []
+
+
+def test_demo_command_trains_scores_prints_the_curve_and_writes_the_report(tmp_path, tiny_model_dir, data_dir):
+    from .test_cli import likra
+
+    out = tmp_path / "demo"
+    result = likra("demo", "--model", str(tiny_model_dir), "--n", "8", "--sample", "4", "--dtype", "float32",
+                   "--out", str(out), data_dir=data_dir)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "learning curve" in result.stdout and "sft_calibrated" in result.stdout
+    assert "report:" in result.stdout and (out / "report.html").is_file() and (out / "curve.png").is_file()
+    assert "likra demo" in (out / "report.html").read_text()

@@ -154,6 +154,7 @@ class Scorer:
         # With ``heads`` (peft adapter names; "base" = no adapter) every row is scored under each head in the
         # same forward pass (peft's mixed-adapter batches): one call yields base, positive and negative numbers.
         self.heads = tuple(heads) if heads else None
+        self.n_heads = len(self.heads) if self.heads else 1
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
         self.two_phase_from = two_phase_from
@@ -181,7 +182,7 @@ class Scorer:
         self, encoded: Sequence[TokenPair], progress: Callable[[int], None] | None = None
     ) -> list[LogLikelihood]:
         """As ``loglikelihoods``, for pairs already tokenised (``progress`` gets the requests done per batch)."""
-        if self.heads and len(self.heads) > 1:
+        if self.n_heads > 1:
             raise ValueError("a Scorer with several heads answers through loglikelihoods_by_head")
         return next(iter(self._score(encoded, progress).values()))
 
@@ -236,7 +237,7 @@ class Scorer:
         return _Row(row.context[-max(keep, 1) :], row.continuations, row.request_ids)
 
     def _batches(self, rows: list[_Row]) -> list[list[_Row]]:
-        budget = self.batch_tokens // len(self.heads or "x")  # each row runs once per head
+        budget = self.batch_tokens // self.n_heads  # each row runs once per head
         batches: list[list[_Row]] = []
         for row in rows:  # sorted longest first: the first row of a batch sets its padded width
             if batches and (len(batches[-1]) + 1) * batches[-1][0].length <= budget:
@@ -290,7 +291,7 @@ class Scorer:
                 start = end
             pad = torch.arange(start, width)
             allowed[b, pad, pad] = True  # padding attends to itself only (a fully masked row gives NaN)
-        n_heads = len(self.heads or "x")
+        n_heads = self.n_heads
         if n_heads > 1:  # head-major copies of the batch: rows [h * n_rows, (h + 1) * n_rows) run under head h
             ids, positions, allowed = (
                 ids.repeat(n_heads, 1),
@@ -301,26 +302,15 @@ class Scorer:
             if n_rows == 1 and len(batch[0].context) >= self.two_phase_from:
                 hidden = self._hidden_two_phase(ids, positions, allowed, len(batch[0].context))
             else:
-                hidden = self._hidden_states(ids, positions, allowed, positions)
-        rows = torch.tensor(gather_rows)
+                hidden = masked_hidden_states(self.model, ids, positions, allowed)
+        rows, cols, target = torch.tensor(gather_rows), torch.tensor(gather_cols), torch.tensor(targets)
         out = []
         for h in range(n_heads):
-            logits = output_logits(self.model, hidden[rows + h * n_rows, torch.tensor(gather_cols)])
-            target = torch.tensor(targets)
+            logits = output_logits(self.model, hidden[rows + h * n_rows, cols])
             token_logprobs = torch.log_softmax(logits, dim=-1).gather(1, target[:, None])[:, 0]
             token_greedy = logits.argmax(dim=-1) == target
             out += [(h, *pair) for pair in self._sum_by_owner(owners, token_logprobs, token_greedy)]
         return out
-
-    def _hidden_states(
-        self,
-        ids: torch.Tensor,
-        positions: torch.Tensor,
-        allowed: torch.Tensor,
-        key_positions: torch.Tensor,
-        cache: Any = None,
-    ) -> torch.Tensor:
-        return masked_hidden_states(self.model, ids, positions, allowed, key_positions, cache)
 
     def _hidden_two_phase(
         self, ids: torch.Tensor, positions: torch.Tensor, allowed: torch.Tensor, n_ctx: int
@@ -334,7 +324,9 @@ class Scorer:
         context = self.model.get_decoder()(input_ids=ids[:, :n_ctx].to(device), past_key_values=cache, use_cache=True)
         if ids.shape[1] == n_ctx:  # only one-token continuations: nothing more to feed
             return context.last_hidden_state
-        rest = self._hidden_states(ids[:, n_ctx:], positions[:, n_ctx:], allowed[:, n_ctx:], positions, cache)
+        rest = masked_hidden_states(
+            self.model, ids[:, n_ctx:], positions[:, n_ctx:], allowed[:, n_ctx:], positions, cache
+        )
         return torch.cat([context.last_hidden_state, rest], dim=1)
 
     @staticmethod

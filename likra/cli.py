@@ -129,7 +129,7 @@ def eval_command(
 ) -> None:
     """Score every answer choice by log-likelihood and report accuracies."""
     from likra.evaluation import EvalConfig, count_requests, evaluate, prepare, read_items, write_items, write_json
-    from likra.metrics import MODES, NORMS
+    from likra.metrics import check_mode, check_norm
     from likra.models import load_model
     from likra.training import check_base_model, read_manifest
 
@@ -137,12 +137,11 @@ def eval_command(
     _check_writable(items_out, "--items-out")
     if batch_tokens <= 0:
         raise LikraError(f"--batch-tokens {batch_tokens}: must be positive")
-    if mode is not None and mode not in MODES:
-        raise LikraError(f"--mode {mode}: expected one of {', '.join(MODES)}")
+    if mode is not None:
+        check_mode(mode)
     if mode not in (None, "base") and not checkpoint:
         raise LikraError(f"--mode {mode}: needs trained heads; give --checkpoint DIR")
-    if norm not in NORMS:
-        raise LikraError(f"--norm {norm}: expected one of {', '.join(NORMS)}")
+    check_norm(norm)
     config = EvalConfig(
         task, split, limit, sample, shots, seed, data_dir, batch_tokens, calibrate, checkpoint, mode, neg_weight, norm
     )

@@ -16,7 +16,7 @@ from likra.data import build_requests, get_task, load_items
 from likra.data.items import MCItem
 from likra.data.prompts import TARGET_DELIMITER, ItemRequests
 from likra.errors import LikraError
-from likra.metrics import NORMS, ItemScores, available_modes, summarize_mode
+from likra.metrics import NORMS, ItemScores, available_modes, check_norm, summarize_mode
 from likra.models import LoadedModel
 from likra.scoring import LogLikelihood, Scorer
 from likra.training import load_heads
@@ -146,8 +146,7 @@ def evaluate(
     With a checkpoint and ``base`` (the base model's items of the same evaluation), only the trained heads
     are run: a third less work per checkpoint."""
     requests = prepare(config) if requests is None else requests
-    if config.norm not in NORMS:
-        raise LikraError(f"--norm {config.norm}: expected one of {', '.join(NORMS)}")
+    check_norm(config.norm)  # before the scoring, not after it
     model, heads, checkpoint = loaded.model, None, None
     if config.checkpoint:
         model, checkpoint = load_heads(loaded, config.checkpoint)
@@ -194,8 +193,7 @@ def summarize_results(
     scores: Sequence[ItemScores], mode: str = "base", neg_weight: float = 1.0, norm: str = "char"
 ) -> dict[str, Any]:
     """Metrics of ``mode`` (the headline), and of every mode the scores allow (they cost nothing more)."""
-    if norm not in NORMS:
-        raise LikraError(f"--norm {norm}: expected one of {', '.join(NORMS)}")
+    check_norm(norm)
     metrics, intervals = summarize_mode(scores, mode, neg_weight)
     return {
         "mode": mode,

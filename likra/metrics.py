@@ -103,9 +103,18 @@ MODES: dict[str, dict[str, float | str]] = {
 NORMS = {"char": "acc_norm", "byte": "acc_per_byte", "token": "acc_per_token", "none": "acc"}
 
 
-def _coefficients(mode: str, neg_weight: float) -> dict[str, float]:
+def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise LikraError(f"--mode {mode}: expected one of {', '.join(MODES)}")
+
+
+def check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise LikraError(f"--norm {norm}: expected one of {', '.join(NORMS)}")
+
+
+def _coefficients(mode: str, neg_weight: float) -> dict[str, float]:
+    check_mode(mode)
     return {head: (-neg_weight if c == "-w" else float(c)) for head, c in MODES[mode].items()}
 
 

@@ -15,15 +15,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from likra.data import build_requests, get_task, load_items
+from likra.data import build_requests, get_task
 from likra.data.items import MCItem
-from likra.evaluation import read_items, score_requests, select_items, write_atomic, write_items, write_json
+from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_atomic, write_items, write_json
 from likra.experiments.curve import write_csv
 from likra.metrics import ItemScores
 from likra.models import LoadedModel
 from likra.negatives import make_negatives, unrelated_texts
-from likra.scoring import Scorer
-from likra.training import check_base_model, list_checkpoints, load_heads, read_manifest
+from likra.training import check_base_model, list_checkpoints, read_manifest
 
 ANSWER_KINDS = ("correct", "likely_incorrect", "irrelevant", "unrelated")
 MASS_FIELDS = ["examples", "head", "answer", "mean_delta_per_char", "n"]
@@ -61,42 +60,34 @@ def run_mass(
 ) -> dict[str, Any]:
     """Score the four answer kinds under the base model once and under the heads of every checkpoint in
     ``run``; every piece of work is a file under ``out`` and is not redone."""
-    from likra.evaluation import EvalConfig, evaluate
-
     run, out = Path(run), Path(out)
     checkpoints = list_checkpoints(run) or [(read_manifest(run)[1]["examples_seen"], run)]
     _, manifest = check_base_model(loaded, checkpoints[-1][1])
     task = manifest["task"]
-    spec = get_task(task)
+    config = EvalConfig(task=task, split=split, limit=limit, sample=sample, data_dir=data_dir, calibrate=False)
     questions_path = out / "questions.jsonl"
     if not questions_path.is_file():
-        config = EvalConfig(task=task, split=split, limit=limit, sample=sample, data_dir=data_dir, calibrate=False)
         log("ranking every option with the base model to find the most likely incorrect one")
+        options = prepare(config)
         ranked = {
             s.id: [ll / max(n, 1) for ll, n in zip(s.loglikelihoods, s.n_chars, strict=True)]
-            for s in evaluate(loaded, config).items
+            for s in evaluate(loaded, config, options).items
         }
-        questions = select_items(load_items(spec, split, data_dir), limit, sample, config.seed)
-        rows = [asdict(item) for item in mass_items(task, data_dir, ranked, questions)]
+        rows = [asdict(item) for item in mass_items(task, data_dir, ranked, [r.item for r in options])]
         write_atomic(questions_path, "".join(json.dumps(row) + "\n" for row in rows))
     items = [MCItem(**row) for row in (json.loads(line) for line in questions_path.read_text().splitlines())]
-    requests = build_requests(spec, items)
+    requests = build_requests(get_task(task), items)  # four answers per question, prompted as evaluation does
     base_path = out / "base.items.jsonl"
     if not base_path.is_file():
         log(f"scoring {len(items)} questions x 4 answers with the base model")
-        write_items(base_path, score_requests(Scorer(loaded.model, loaded.tokenizer), requests, calibrate=False))
+        write_items(base_path, evaluate(loaded, config, requests).items)
     base = read_items(base_path)
     rows: list[dict[str, Any]] = []
     for examples, path in checkpoints:
         target = out / f"step-{examples}.items.jsonl"
         if not target.is_file():
             log(f"scoring step-{examples}")
-            model, info = load_heads(loaded, path)
-            try:
-                scorer = Scorer(model, loaded.tokenizer, heads=tuple(info["heads"]))
-                write_items(target, score_requests(scorer, requests, calibrate=False, base=base))
-            finally:
-                model.unload()
+            write_items(target, evaluate(loaded, replace(config, checkpoint=str(path)), requests, base=base).items)
         rows += mass_rows(examples, read_items(target))
     write_csv(out / "mass.csv", rows, MASS_FIELDS)
     summary = {"run": str(run), "task": task, "n_questions": len(items), "answers": ANSWER_KINDS, "rows": rows}

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from likra.evaluation import evaluate, prepare, read_items, write_items, write_json
-from likra.experiments.curve import CurveConfig, run_curve, scores_dir_of, write_csv
+from likra.experiments.curve import CurveConfig, run_curve, scores_dir_of, stored_steps, write_csv
 from likra.metrics import combine, correct
 from likra.models import LoadedModel
 from likra.negatives import KINDS
@@ -78,8 +78,7 @@ def run_ablation(
 def _kind_rows(kind: str, seed: int, positive_dir: Path, negative_dir: Path, neg_weight: float) -> list[dict]:
     """Likra and Base-Likra accuracy per checkpoint, the positive head's numbers joined to the kind's."""
     rows = []
-    for path in sorted(negative_dir.glob("step-*.items.jsonl"), key=lambda p: int(p.name.split("-")[1].split(".")[0])):
-        examples = int(path.name.split("-")[1].split(".")[0])
+    for examples, path in stored_steps(negative_dir):
         positive_path = positive_dir / path.name
         if not positive_path.is_file():
             continue

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from likra.data import get_task
 from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_atomic, write_items, write_json
 from likra.metrics import ItemScores, combine, correct, mcnemar_exact
 from likra.models import LoadedModel
-from likra.training import TrainConfig, list_checkpoints, save_points, train
+from likra.training import TrainConfig, list_checkpoints, train
 
 # method → (scoring mode, metric): the calibrated rows are the control for answer priors
 METHODS: dict[str, tuple[str, str]] = {
@@ -128,11 +127,7 @@ def curve_rows(out: Path, config: CurveConfig) -> list[dict[str, Any]]:
     base = read_items(scores_dir / "base.items.jsonl")
     rows: list[dict[str, Any]] = []
     for seed in config.seeds:
-        points = [(0, base)]
-        for examples in save_points(config.train.n or 0, config.train.save_at) if config.train.n else []:
-            path = scores_dir / f"seed-{seed}" / f"step-{examples}.items.jsonl"
-            if path.is_file():
-                points.append((examples, read_items(path)))
+        points = [(0, base)] + [(k, read_items(p)) for k, p in stored_steps(scores_dir / f"seed-{seed}")]
         for examples, items in points:
             hits = {m: _hits(items, mode, metric, config.neg_weight) for m, (mode, metric) in METHODS.items()}
             for method, correct_items in hits.items():
@@ -154,6 +149,12 @@ def curve_rows(out: Path, config: CurveConfig) -> list[dict[str, Any]]:
     return rows
 
 
+def stored_steps(folder: Path) -> list[tuple[int, Path]]:
+    """The ``step-<k>.items.jsonl`` files in ``folder``, by examples seen."""
+    found = [(int(p.name.split(".")[0].removeprefix("step-")), p) for p in folder.glob("step-*.items.jsonl")]
+    return sorted(found)
+
+
 def _hits(items: list[ItemScores], mode: str, metric: str, neg_weight: float) -> list[bool]:
     """Per item, whether ``mode`` under ``metric`` picks the right answer. At 0 examples the heads are the
     base model, so every mode is the base model (Likra's ratio would be 0 for every choice)."""
@@ -170,7 +171,3 @@ def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str] = CSV_FI
     for row in rows:
         writer.writerow({k: ("" if row[k] is None else row[k]) for k in fields})
     write_atomic(path, buffer.getvalue())
-
-
-def load_curve(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())

@@ -39,6 +39,8 @@ ModeOpt = Annotated[
 ]
 NegWeightOpt = Annotated[float, typer.Option(help="w, the negative head's weight.")]
 NormOpt = Annotated[str, typer.Option(help="Headline normalisation: char (acc_norm), byte, token, none (acc).")]
+LrOpt = Annotated[float, typer.Option(help="Constant AdamW learning rate.")]
+NegativesOpt = Annotated[str, typer.Option(help="incorrect, hardest, easiest, irrelevant, unrelated.")]
 DataDirOpt = Annotated[
     str | None,
     typer.Option("--data-dir", envvar="LIKRA_DATA_DIR", help="Folder with arc/, hellaswag/, ... (else the Hub)."),
@@ -174,11 +176,11 @@ def train(
     task: TaskOpt = "arc_challenge",
     split: Annotated[str | None, typer.Option(help="The evaluation split kept out of the pool.")] = None,
     n: Annotated[int | None, typer.Option("--n", help="Questions to train on (default: the whole pool).")] = None,
-    negatives: Annotated[str, typer.Option(help="incorrect, hardest, easiest, irrelevant, unrelated.")] = "incorrect",
+    negatives: NegativesOpt = "incorrect",
     negatives_per_question: Annotated[int, typer.Option(help="Negative answers per question.")] = 1,
     contamination: Annotated[float, typer.Option(help="Fraction of negatives replaced by the correct answer.")] = 0.0,
     heads: Annotated[str, typer.Option(help="both, positive, negative.")] = "both",
-    lr: Annotated[float, typer.Option(help="Constant AdamW learning rate.")] = 1e-3,
+    lr: LrOpt = 1e-3,
     lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
     lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 8,
     lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.0,
@@ -315,8 +317,8 @@ def curve(
     task: TaskOpt = "arc_challenge",
     max_n: MaxNOpt = 1024,
     seeds: SeedsOpt = 3,
-    negatives: Annotated[str, typer.Option(help="incorrect, hardest, easiest, irrelevant, unrelated.")] = "incorrect",
-    lr: Annotated[float, typer.Option(help="Constant AdamW learning rate.")] = 1e-3,
+    negatives: NegativesOpt = "incorrect",
+    lr: LrOpt = 1e-3,
     eval_task: EvalTaskOpt = None,
     eval_split: EvalSplitOpt = None,
     limit: LimitOpt = None,
@@ -396,7 +398,7 @@ def ablate(
     task: TaskOpt = "arc_challenge",
     max_n: MaxNOpt = 1024,
     seeds: SeedsOpt = 3,
-    lr: Annotated[float, typer.Option(help="Constant AdamW learning rate.")] = 1e-3,
+    lr: LrOpt = 1e-3,
     eval_task: EvalTaskOpt = None,
     eval_split: EvalSplitOpt = None,
     limit: LimitOpt = None,

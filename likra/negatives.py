@@ -86,12 +86,14 @@ def make_negatives(
         raise LikraError(f"--negatives {kind} needs the base model's scores of every option")
     if kind == "unrelated" and not foreign_texts:
         raise LikraError("--negatives unrelated needs answer texts from another dataset")
-    draw_from = {
-        "irrelevant": [
+    # what irrelevant / unrelated draw from: (text, source, owning question id)
+    draw_from: list[tuple[str, str, str]] = []
+    if kind == "irrelevant":
+        draw_from = [
             (c, f"question {o.id} option {i}", o.id) for o in (others or items) for i, c in enumerate(o.choices)
-        ],
-        "unrelated": [(t, f"unrelated {i}", "") for i, t in enumerate(foreign_texts)],
-    }
+        ]
+    elif kind == "unrelated":
+        draw_from = [(t, f"unrelated {i}", "") for i, t in enumerate(foreign_texts)]
     out: list[list[Negative]] = []
     for item in items:
         rng = random.Random(f"{seed}:{kind}:{item.id}")
@@ -105,7 +107,7 @@ def make_negatives(
             picked = [(item.choices[i], f"option {i}") for i in ranked[:k]]
         else:
             own = {normalize_text(c) for c in item.choices}  # none of the question's own options, right or wrong
-            picked = _draw(rng, k, draw_from[kind], item.id, own)
+            picked = _draw(rng, k, draw_from, item.id, own)
         out.append([Negative(text, kind, source) for text, source in picked])
     if contamination:
         flat = [(q, j) for q, negatives in enumerate(out) for j in range(len(negatives))]

@@ -41,6 +41,10 @@ NegWeightOpt = Annotated[float, typer.Option(help="w, the negative head's weight
 NormOpt = Annotated[str, typer.Option(help="Headline normalisation: char (acc_norm), byte, token, none (acc).")]
 LrOpt = Annotated[float, typer.Option(help="Constant AdamW learning rate.")]
 NegativesOpt = Annotated[str, typer.Option(help="incorrect, hardest, easiest, irrelevant, unrelated.")]
+HoldOutOpt = Annotated[
+    str | None,
+    typer.Option(help="More evaluation sets to keep out of the training pool: task[:split], comma-separated."),
+]
 DataDirOpt = Annotated[
     str | None,
     typer.Option("--data-dir", envvar="LIKRA_DATA_DIR", help="Folder with arc/, hellaswag/, ... (else the Hub)."),
@@ -79,6 +83,11 @@ def print_results(results: dict) -> None:
         console.print(
             f"checkpoint {ckpt['path']} · {ckpt['examples_seen']} examples · heads {', '.join(ckpt['heads'])}"
         )
+        if ckpt.get("trained_on_eval_questions"):
+            err_console.print(
+                f"[yellow]warning: the heads were trained on {ckpt['trained_on_eval_questions']} of these "
+                f"{results['n']} questions (train with --hold-out {results['task']}:{results['split']})[/yellow]"
+            )
     print_metrics(results)
     console.print(f"scored in {results['seconds']:.1f} s ({results['dtype']}, {results['device']})")
 
@@ -194,6 +203,7 @@ def train(
     train_file: Annotated[
         str | None, typer.Option(help="A JSONL pool in the task's format (needed for jsonl:).")
     ] = None,
+    hold_out: HoldOutOpt = None,
     data_dir: DataDirOpt = None,
     dtype: DtypeOpt = "auto",
     resume: Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")] = False,
@@ -217,7 +227,7 @@ def train(
         lora_r=lora_r,
         lora_alpha=lora_alpha,
         lora_dropout=lora_dropout,
-        target_modules=[m.strip() for m in target_modules.split(",") if m.strip()],
+        target_modules=_str_list(target_modules),
         batch_size=batch_size,
         micro_batch_size=micro_batch_size,
         epochs=epochs,
@@ -226,12 +236,14 @@ def train(
         max_length=max_length,
         data_dir=data_dir,
         train_file=train_file,
+        hold_out=_str_list(hold_out),
     )
     config.check()
-    pool = training_pool(task, split, data_dir, train_file)  # data errors surface before the model loads
+    # data errors surface before the model loads
+    pool = training_pool(task, split, data_dir, train_file, config.hold_out)
     console.print(
         f"training pool: {len(pool.items)} questions from {', '.join(pool.sources)} "
-        f"({len(pool.dropped)} dropped: they occur in {pool.eval_task}/{pool.eval_split})"
+        f"({len(pool.dropped)} dropped: they occur in {', '.join(pool.held_out)})"
     )
     loaded = load_model(model, dtype=dtype)
     data = build_training_set(config, loaded, pool)
@@ -275,6 +287,7 @@ def _experiment(
     sample: int | None,
     data_dir: str | None,
     dtype: str,
+    hold_out: str | None = None,
 ) -> tuple[Any, Any, Any]:
     """The shared set-up of curve and ablate: a CurveConfig, the training model and the scoring model."""
     from likra.experiments.curve import CurveConfig
@@ -283,7 +296,9 @@ def _experiment(
 
     if seeds < 1:
         raise LikraError(f"--seeds {seeds}: must be 1 or more")
-    train_config = TrainConfig(model=model, task=task, n=max_n, negatives=negatives, lr=lr, data_dir=data_dir)
+    train_config = TrainConfig(
+        model=model, task=task, n=max_n, negatives=negatives, lr=lr, data_dir=data_dir, hold_out=_str_list(hold_out)
+    )
     train_config.check()
     config = CurveConfig(train_config, list(range(1, seeds + 1)), eval_task, eval_split, limit, sample)
     trainer = load_model(model)
@@ -323,6 +338,7 @@ def curve(
     eval_split: EvalSplitOpt = None,
     limit: LimitOpt = None,
     sample: SampleOpt = None,
+    hold_out: HoldOutOpt = None,
     data_dir: DataDirOpt = None,
     dtype: ScoreDtypeOpt = "auto",
 ) -> None:
@@ -332,14 +348,17 @@ def curve(
     from likra.report import plot_curve
 
     config, trainer, scorer = _experiment(
-        model, task, max_n, seeds, negatives, lr, eval_task, eval_split, limit, sample, data_dir, dtype
+        model, task, max_n, seeds, negatives, lr, eval_task, eval_split, limit, sample, data_dir, dtype, hold_out
     )
     summary = run_curve(trainer, scorer, config, out, log=_log)
     rows = summary["rows"]
-    task_name, split = rows[0]["task"], rows[0]["split"]
-    plot_curve(rows, Path(out) / "curve.png", f"{task_name} {split} · {summary['n_questions']} questions · {model}")
+    plot_curve(rows, Path(out) / "curve.png", f"{model} · trained on {task}")
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    console.print(_mean_table(rows, "method", methods, f"mean accuracy over {seeds} seed(s)"))
+    for found in summary["eval_sets"]:
+        part = [r for r in rows if (r["task"], r["split"]) == (found["task"], found["split"])]
+        seeds_scored = len({r["seed"] for r in part})
+        title = f"{found['task']} {found['split']} ({found['n']} questions): mean accuracy over {seeds_scored} seed(s)"
+        console.print(_mean_table(part, "method", methods, title))
     console.print(f"written: {out}/curve.csv, curve.json, curve.png")
     log_command(out, sys.argv[1:], time.perf_counter() - started)
 
@@ -364,7 +383,7 @@ def demo(
     )
     summary = run_curve(trainer, scorer, config, out, log=_log)
     rows = summary["rows"]
-    title = f"ARC-Challenge test, {summary['n_questions']} questions · {model} · 1 seed"
+    title = f"ARC-Challenge test, {rows[0]['n']} questions · {model} · 1 seed"
     plot_curve(rows, Path(out) / "curve.png", title)
     methods = ["base", "sft", "sft_calibrated", "likra", "negbase"]
     console.print(_mean_table([r for r in rows if r["method"] in methods], "method", methods, title))
@@ -403,6 +422,7 @@ def ablate(
     eval_split: EvalSplitOpt = None,
     limit: LimitOpt = None,
     sample: SampleOpt = None,
+    hold_out: HoldOutOpt = None,
     data_dir: DataDirOpt = None,
     dtype: ScoreDtypeOpt = "auto",
 ) -> None:
@@ -414,11 +434,11 @@ def ablate(
     from likra.metrics import summarize_mode
     from likra.report import plot_ablation
 
-    kinds = [k.strip() for k in negatives.split(",") if k.strip()]
+    kinds = _str_list(negatives)
     if not kinds:
         raise LikraError("--negatives: name at least one kind")
     config, trainer, scorer = _experiment(
-        model, task, max_n, seeds, kinds[0], lr, eval_task, eval_split, limit, sample, data_dir, dtype
+        model, task, max_n, seeds, kinds[0], lr, eval_task, eval_split, limit, sample, data_dir, dtype, hold_out
     )
     summary = run_ablation(trainer, scorer, config, kinds, out, log=_log)
     rows = summary["rows"]
@@ -557,6 +577,10 @@ def _int_list(value: str | None, option: str) -> list[int] | None:
         return [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
         raise LikraError(f"{option} {value}: expected comma-separated whole numbers") from None
+
+
+def _str_list(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
 @app.command()

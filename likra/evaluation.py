@@ -168,6 +168,7 @@ def evaluate(
             "heads": checkpoint["heads"],
             "negatives": checkpoint["config"]["negatives"],
             "base_model_hash": checkpoint["base_model"]["hash"],
+            "trained_on_eval_questions": trained_on(checkpoint, requests),
         }
     task = get_task(config.task)
     results = {
@@ -187,6 +188,13 @@ def evaluate(
         "likra_version": __version__,
     }
     return EvalResult(results, scores)
+
+
+def trained_on(checkpoint: dict[str, Any], requests: Sequence[ItemRequests]) -> int:
+    """How many evaluation questions the checkpoint's heads were trained on (by id), e.g. ARC-Easy test
+    questions under heads trained on the paper's ARC pool: those numbers measure memory, not learning."""
+    seen = set(checkpoint["data"]["question_ids"][: checkpoint["examples_seen"]])
+    return sum(r.item.id in seen for r in requests)
 
 
 def summarize_results(

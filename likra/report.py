@@ -39,13 +39,14 @@ def mean_band(values: Sequence[float]) -> tuple[float, float]:
     return mean, _T975.get(n - 1, 1.96) * sd / math.sqrt(n)
 
 
-def _axes() -> tuple[Any, Any]:
+def _axes(panels: int = 1) -> tuple[Any, Any]:
+    """A figure with ``panels`` axes side by side (one axes object when 1, else a list)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(7, 4.5), dpi=120)
+    return plt.subplots(1, panels, figsize=(7 * panels, 4.5), dpi=120, squeeze=panels == 1)
 
 
 def _band(ax: Any, by_x: dict[int, list[float]], colour: str, line: str, label: str) -> None:
@@ -63,8 +64,11 @@ def _levels(ax: Any, levels: dict[str, float] | None) -> None:
 
 
 def _finish(fig: Any, ax: Any, path: str | Path, title: str, xlabel: str, ylabel: str, log_x: bool) -> Path:
-    import matplotlib.pyplot as plt
+    _label(ax, title, xlabel, ylabel, log_x)
+    return _save(fig, path)
 
+
+def _label(ax: Any, title: str, xlabel: str, ylabel: str, log_x: bool) -> None:
     if log_x:
         ax.set_xscale("log", base=2)
     ax.set_xlabel(xlabel)
@@ -72,6 +76,11 @@ def _finish(fig: Any, ax: Any, path: str | Path, title: str, xlabel: str, ylabel
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,17 +90,27 @@ def _finish(fig: Any, ax: Any, path: str | Path, title: str, xlabel: str, ylabel
 
 
 def plot_curve(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
-    """Accuracy against examples seen (log2 axis), mean and 95% band across seeds; base models as flat lines."""
-    by_method: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        by_method[row["method"]][row["examples"]].append(row["accuracy"])
-    fig, ax = _axes()
-    levels = {m: mean_band(by_method[m][0])[0] for m in ("base", "base_calibrated") if by_method[m].get(0)}
-    for method, (label, colour, line) in STYLE.items():
-        if method not in levels and by_method.get(method):
-            _band(ax, by_method[method], colour, line, label)
-    _levels(ax, levels)
-    return _finish(fig, ax, path, title, EXAMPLES_AXIS, "accuracy (acc_norm; calibrated: acc_calibrated)", True)
+    """Accuracy against examples seen (log2 axis), mean and 95% band across seeds; base models as flat lines.
+    One panel per evaluation set (``task``/``split`` of the rows), ``title`` above them all."""
+    sets = list(dict.fromkeys((r["task"], r["split"]) for r in rows))
+    fig, axes = _axes(len(sets))
+    for ax, (task, split) in zip([axes] if len(sets) == 1 else axes.flat, sets, strict=True):
+        by_method: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        seeds = set()
+        for row in rows:
+            if (row["task"], row["split"]) == (task, split):
+                by_method[row["method"]][row["examples"]].append(row["accuracy"])
+                seeds.add(row["seed"])
+                n = row["n"]
+        levels = {m: mean_band(by_method[m][0])[0] for m in ("base", "base_calibrated") if by_method[m].get(0)}
+        for method, (label, colour, line) in STYLE.items():
+            if method not in levels and by_method.get(method):
+                _band(ax, by_method[method], colour, line, label)
+        _levels(ax, levels)
+        panel = f"{task} {split} · {n} questions · {len(seeds)} seed(s)"
+        _label(ax, panel, EXAMPLES_AXIS, "accuracy (acc_norm; calibrated: acc_calibrated)", True)
+    fig.suptitle(title)
+    return _save(fig, path)
 
 
 def plot_sweep(
@@ -220,7 +239,12 @@ def _tables(name: str, summary: dict[str, Any]) -> list[tuple[str, list[str], li
     if not rows:
         return []
     if name == "curve":
-        return [("mean accuracy across seeds", *_rows_table(rows, "method"))]
+        sets = dict.fromkeys((r["task"], r["split"]) for r in rows)
+        return [
+            (f"{task} {split}: mean accuracy across seeds",
+             *_rows_table([r for r in rows if (r["task"], r["split"]) == (task, split)], "method"))
+            for task, split in sets
+        ]  # fmt: skip
     if name == "ablate":
         return [
             ("Likra acc_norm by kind of negative", *_rows_table([r for r in rows if r["method"] == "likra"], "kind"))

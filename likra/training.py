@@ -73,6 +73,7 @@ class TrainConfig:
     max_length: int = 1024  # longer examples lose the start of their context
     data_dir: str | None = None
     train_file: str | None = None
+    hold_out: list[str] = field(default_factory=list)  # more "task[:split]" sets kept out of the pool
 
     def check(self) -> None:
         """Reject impossible options before any work, naming the option."""
@@ -149,7 +150,7 @@ def build_training_set(config: TrainConfig, loaded: LoadedModel | None = None, p
     """Pool → questions → negatives → text pairs. ``loaded`` is needed only to mine hardest/easiest."""
     config.check()
     task = get_task(config.task)
-    pool = pool or training_pool(task, config.eval_split, config.data_dir, config.train_file)
+    pool = pool or training_pool(task, config.eval_split, config.data_dir, config.train_file, config.hold_out)
     questions = select_questions(config, pool)
     base_scores = None
     if config.negatives in NEEDS_BASE_SCORES:
@@ -411,6 +412,7 @@ def train(
                 "pool_size": len(data.pool.items),
                 "dropped": len(data.pool.dropped),
                 "sources": data.pool.sources,
+                "held_out": data.pool.held_out,
                 "question_ids": [q.id for q in data.questions],
             },
             "seed": config.seed,

@@ -120,6 +120,7 @@ def test_train_eval_checkpoint_and_rescore(tmp_path, tiny_model_dir, data_dir, t
     results = json.loads(out.read_text())
     assert results["mode"] == "likra" and results["neg_weight"] == 0.5
     assert results["checkpoint"]["examples_seen"] == 16 and results["checkpoint"]["path"].endswith("step-16")
+    assert results["checkpoint"]["trained_on_eval_questions"] == 0 and "warning" not in result.stderr
     assert set(results["modes"]) == {"likra", "sft", "negbase", "posbase", "base"}
     assert results["accuracy"] == results["metrics"]["acc_norm"]
     rows = [json.loads(line) for line in items.read_text().splitlines()]
@@ -147,6 +148,8 @@ def test_train_refuses_bad_options(tmp_path, tiny_model_dir, data_dir):
     assert_one_line_error(likra(*base, "--heads", "three", data_dir=data_dir), "--heads three")
     assert_one_line_error(likra(*base, "--save-at", "8,x", data_dir=data_dir), "--save-at 8,x")
     assert_one_line_error(likra(*base, "--lr", "0", data_dir=data_dir), "--lr 0")
+    assert_one_line_error(likra(*base, "--hold-out", "arc_easy:dev", data_dir=data_dir), "--hold-out arc_easy:dev")
+    assert_one_line_error(likra(*base, "--hold-out", "arc_hard", data_dir=data_dir), "--hold-out arc_hard")
     assert_one_line_error(likra(*base, "--task", f"jsonl:{tmp_path}/q.jsonl", data_dir=data_dir), "q.jsonl")
     assert not (tmp_path / "run").exists()  # nothing was started
 

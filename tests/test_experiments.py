@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import pytest
 
 from likra.experiments.curve import METHODS, CurveConfig, run_curve
 from likra.models import LoadedModel
 from likra.report import mean_band, plot_curve
-from likra.training import TrainConfig
+from likra.training import TrainConfig, train
 
 from .conftest import tiny_llama
 
@@ -43,6 +44,50 @@ def test_curve_rows_files_and_resume(tmp_path, data_dir, tiny):
     assert logs == [] and [p.stat().st_mtime_ns for p in items] == stamps  # nothing redone
     png = plot_curve(rows, tmp_path / "curve.png", "tiny")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_curve_on_a_second_evaluation_set_needs_it_held_out(tmp_path, data_dir, tiny):
+    from likra.data import build_requests, get_task, load_items
+    from likra.errors import LikraError
+    from likra.evaluation import trained_on
+    from likra.training import read_manifest
+
+    paper_pool = TrainConfig(n=16, data_dir=str(data_dir))
+    easy = CurveConfig(paper_pool, seeds=[1], eval_task="arc_easy", limit=5)
+    with pytest.raises(LikraError, match="--eval-task arc_easy: 5 of its 5 questions are in the arc_challenge "
+                       "training pool; add --hold-out arc_easy:test"):  # fmt: skip
+        run_curve(tiny, tiny, easy, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()  # refused before any work
+
+    held = replace(paper_pool, hold_out=["arc_easy:test"])
+    run_curve(tiny, tiny, CurveConfig(held, seeds=[1], limit=5), tmp_path, log=lambda _: None)
+    summary = run_curve(tiny, tiny, replace(easy, train=held), tmp_path, log=lambda _: None)
+    assert [(s["task"], s["split"], s["n"]) for s in summary["eval_sets"]] == [
+        ("arc_challenge", "test", 5),
+        ("arc_easy", "test", 5),
+    ]
+    rows = summary["rows"]
+    assert {(r["task"], r["examples"]) for r in rows if r["method"] == "likra"} == {
+        (t, k) for t in ("arc_challenge", "arc_easy") for k in (0, 8, 16)
+    }
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # both sets scored the same run
+    png = plot_curve(rows, tmp_path / "two.png", "two sets")
+    from PIL import Image
+
+    assert Image.open(png).size[0] == 2 * Image.open(plot_curve(rows[:1], tmp_path / "one.png", "one")).size[0]
+
+    # a checkpoint trained on the paper pool has seen ARC-Easy test questions: evaluation counts them
+    run = tmp_path / "paper-run"
+    train(tiny, replace(paper_pool, n=64), run)
+    _, manifest = read_manifest(run / "step-64")
+    easy_ids = {item.id: item for item in load_items("arc_easy", "test", data_dir)}
+    seen = [easy_ids[i] for i in manifest["data"]["question_ids"] if i in easy_ids]
+    assert seen  # 64 draws from a pool that is one third ARC-Easy test
+    requests = build_requests(get_task("arc_easy"), [*seen, *list(easy_ids.values())[:3]])
+    expected = len(seen) + sum(item.id in {s.id for s in seen} for item in list(easy_ids.values())[:3])
+    assert trained_on(manifest, requests) == expected
+    _, early = read_manifest(run / "step-8")
+    assert trained_on(early, requests) == len([i for i in early["data"]["question_ids"][:8] if i in easy_ids])
 
 
 def test_mean_band_is_a_t_interval():

@@ -45,6 +45,27 @@ def test_every_builtin_pool_keeps_its_evaluation_split_out(data_dir, task, split
     assert f"{task}/{split}" not in pool.sources
 
 
+def test_hold_out_keeps_a_second_evaluation_set_out(data_dir):
+    """ARC-Easy test is in the paper's ARC-Challenge pool; --hold-out arc_easy:test takes it out."""
+    paper = training_pool("arc_challenge", "test", data_dir)
+    easy_test = load_items("arc_easy", "test", data_dir)
+    leaked = paper.overlap(easy_test)
+    assert leaked == len(easy_test) - 1  # one ARC-Easy test question is also in ARC-Challenge test: dropped
+    pool = training_pool("arc_challenge", "test", data_dir, hold_out=["arc_easy:test"])
+    assert pool.held_out == ["arc_challenge/test", "arc_easy/test"]
+    assert pool.overlap(easy_test) == 0 and pool.overlap(load_items("arc_challenge", "test", data_dir)) == 0
+    assert len(pool.items) + len(pool.dropped) == 6615
+    # what else went are copies of ARC-Easy test questions under other ids (same text): nothing unrelated
+    removed = [item for item in paper.items if item not in pool.items]
+    assert len(removed) >= leaked
+    easy = training_pool("arc_easy", "test", data_dir)  # the pool's own guard, on the same files
+    assert not [item for item in removed if item in easy.items]
+    # the evaluation split itself, named again, changes nothing
+    assert training_pool("arc_challenge", "test", data_dir, hold_out=["arc_challenge"]).items == paper.items
+    with pytest.raises(LikraError, match="--hold-out arc_easy:dev: task arc_easy has splits"):
+        training_pool("arc_challenge", "test", data_dir, hold_out=["arc_easy:dev"])
+
+
 def test_normalised_text_catches_reworded_copies():
     assert normalize_text("Which gas do plants  absorb?") == normalize_text("which gas do plants absorb")
 

@@ -7,6 +7,7 @@ The guard compares ids *and* normalised question text, because benchmarks reuse 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,26 @@ class Pool:
     sources: list[str]
     eval_task: str
     eval_split: str
+    held_out: list[str]  # every "task/split" whose questions were kept out (the evaluation split first)
+
+    def overlap(self, items: Sequence[MCItem]) -> int:
+        """How many of ``items`` are in the pool (same id or same normalised question text)."""
+        ids = {item.id for item in self.items}
+        texts = {normalize_text(item.question) for item in self.items}
+        return sum(item.id in ids or normalize_text(item.question) in texts for item in items)
+
+
+def parse_held_out(entry: str) -> tuple[str, str]:
+    """``task`` or ``task:split`` (``--hold-out``) → (task name, split), the split defaulting to the test split."""
+    name, _, split = entry.partition(":")
+    try:
+        spec = get_task(name.strip())
+    except LikraError as err:
+        raise LikraError(f"--hold-out {entry}: {str(err).split(': ', 1)[-1]}") from None
+    split = split.strip() or spec.default_split
+    if split not in spec.files:
+        raise LikraError(f"--hold-out {entry}: task {spec.name} has splits {', '.join(spec.files)}")
+    return spec.name, split
 
 
 def training_pool(
@@ -47,15 +68,23 @@ def training_pool(
     eval_split: str | None = None,
     data_dir: str | Path | None = None,
     train_file: str | Path | None = None,
+    hold_out: Sequence[str] = (),
 ) -> Pool:
     """The questions available for training when ``task``/``eval_split`` is the test, leakage removed.
 
     ``train_file`` (a JSONL file in the task's own row format; required for ``jsonl:`` tasks) replaces the
-    built-in pool.
+    built-in pool. ``hold_out`` names more evaluation sets (``task`` or ``task:split``) to keep out, for
+    experiments that score the same heads on several of them (ARC-Challenge and ARC-Easy test).
     """
     spec = get_task(task) if isinstance(task, str) else task
     eval_split = eval_split or spec.default_split
     held_out = load_items(spec, eval_split, data_dir)
+    held_names = [f"{spec.name}/{eval_split}"]
+    for entry in hold_out:
+        name, split = parse_held_out(entry)
+        if f"{name}/{split}" not in held_names:
+            held_out = held_out + load_items(name, split, data_dir)
+            held_names.append(f"{name}/{split}")
     if train_file is not None:
         path = Path(train_file).expanduser()
         items = _parse_rows(spec, read_jsonl(path), str(path), "train")
@@ -77,4 +106,4 @@ def training_pool(
         (dropped if leaked else kept).append(item)
     if not kept:
         raise LikraError(f"training pool for {spec.name}/{eval_split} is empty after removing evaluation questions")
-    return Pool(kept, dropped, sources, spec.name, eval_split)
+    return Pool(kept, dropped, sources, spec.name, eval_split, held_names)

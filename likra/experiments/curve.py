@@ -9,21 +9,29 @@ the files that exist.
 Layout of ``out``::
 
     runs/seed-<s>/step-<k>/...                      likra train
+    scores/<task>-<split>/eval.json                 the evaluation set (task, split, n, limit, sample)
     scores/<task>-<split>/base.items.jsonl          the base model, once
     scores/<task>-<split>/seed-<s>/step-<k>.items.jsonl
-    curve.csv, curve.json                           one row per method x examples x seed
+    curve.csv, curve.json                           one row per evaluation set x method x examples x seed
+
+Several evaluation sets may share the runs (``--eval-task arc_easy`` after the ARC-Challenge curve), provided
+the training pool keeps each of them out (``--hold-out``); ``check_held_out`` refuses otherwise.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from likra.data import get_task
+from likra.data.items import MCItem
+from likra.data.pools import training_pool
+from likra.errors import LikraError
 from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_atomic, write_items, write_json
 from likra.metrics import ItemScores, combine, correct, mcnemar_exact
 from likra.models import LoadedModel
@@ -40,6 +48,7 @@ METHODS: dict[str, tuple[str, str]] = {
 }
 # Likra is compared, item by item, with these (exact McNemar p-values in the CSV)
 PAIRED = ("sft", "sft_calibrated")
+EVAL_SET = "eval.json"  # in each scores/<task>-<split>/: which questions were scored
 CSV_FIELDS = ["task", "split", "method", "examples", "seed", "accuracy", "n", "p_vs_sft", "p_vs_sft_calibrated"]
 
 
@@ -83,14 +92,21 @@ def run_curve(
     """Train what is missing, score what is missing, and write ``curve.csv`` and ``curve.json``.
 
     ``trainer`` trains (float32 is the reference); ``scorer`` scores and may be the same model or a
-    bfloat16 copy of it (same weight files, so checkpoints accept it)."""
+    bfloat16 copy of it (same weight files, so checkpoints accept it). The outputs cover every evaluation
+    set scored in ``out`` so far: a second run with another ``eval_task`` adds its curves to the same runs."""
     out = Path(out)
     requests = prepare(config.eval_config())  # data errors before any work
+    check_held_out(config, [r.item for r in requests])
     scores_dir = scores_dir_of(out, config)
     base_path = scores_dir / "base.items.jsonl"
     if not base_path.is_file():
         log(f"scoring the base model on {len(requests)} questions")
         write_items(base_path, evaluate(scorer, config.eval_config(), requests).items)
+    eval_config = config.eval_config()
+    task = get_task(eval_config.task)
+    description = {"task": task.name, "split": eval_config.split or task.default_split, "n": len(requests),
+                   "limit": config.limit, "sample": config.sample}  # fmt: skip
+    write_json(scores_dir / EVAL_SET, description)
     base = read_items(base_path)
     for seed in config.seeds:
         run = out / "runs" / f"seed-{seed}"
@@ -106,46 +122,71 @@ def run_curve(
                 log(f"seed {seed}: scoring step-{examples}")
                 result = evaluate(scorer, config.eval_config(str(path)), requests, base=base)
                 write_items(items_path, result.items)
-    rows = curve_rows(out, config)
+    rows = curve_rows(out, config.neg_weight)
     write_csv(out / "curve.csv", rows)
     summary = {
         "config": asdict(config),
         "model": trainer.name,
         "scoring_dtype": scorer.dtype,
-        "n_questions": len(requests),
+        "eval_sets": eval_sets(out),
         "rows": rows,
     }
     write_json(out / "curve.json", summary)
     return summary
 
 
-def curve_rows(out: Path, config: CurveConfig) -> list[dict[str, Any]]:
-    """One row per method x examples x seed from the stored items (examples 0 is the base model)."""
-    task = get_task(config.eval_task or config.train.task)
-    split = config.eval_split or task.default_split
-    scores_dir = scores_dir_of(out, config)
-    base = read_items(scores_dir / "base.items.jsonl")
+def check_held_out(config: CurveConfig, items: Sequence[MCItem]) -> None:
+    """Refuse an evaluation set whose questions the heads may train on (another task's test split is in
+    the ARC pool, for one): that would be a curve of memorisation."""
+    train = config.train
+    pool = training_pool(train.task, train.eval_split, train.data_dir, train.train_file, train.hold_out)
+    leaked = pool.overlap(items)
+    if leaked:
+        eval_config = config.eval_config()
+        task = get_task(eval_config.task)
+        name = f"{task.name}:{eval_config.split or task.default_split}"
+        raise LikraError(
+            f"--eval-task {task.name}: {leaked} of its {len(items)} questions are in the {pool.eval_task} training "
+            f"pool; add --hold-out {name} (to every command on this folder, so all runs share one pool)"
+        )
+
+
+def eval_sets(out: Path) -> list[dict[str, Any]]:
+    """The evaluation sets scored under ``out/scores`` (what ``run_curve`` recorded for each)."""
+    found = []
+    for path in sorted((out / "scores").glob(f"*/{EVAL_SET}")):
+        found.append({**json.loads(path.read_text()), "folder": str(path.parent.relative_to(out))})
+    return found
+
+
+def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
+    """One row per evaluation set x method x examples x seed from the stored items (examples 0 is the base
+    model); the seeds are those scored on each set."""
     rows: list[dict[str, Any]] = []
-    for seed in config.seeds:
-        points = [(0, base)] + [(k, read_items(p)) for k, p in stored_steps(scores_dir / f"seed-{seed}")]
-        for examples, items in points:
-            hits = {m: _hits(items, mode, metric, config.neg_weight) for m, (mode, metric) in METHODS.items()}
-            for method, correct_items in hits.items():
-                row = {
-                    "task": task.name,
-                    "split": split,
-                    "method": method,
-                    "examples": examples,
-                    "seed": seed,
-                    "accuracy": sum(correct_items) / len(correct_items),
-                    "n": len(correct_items),
-                    "p_vs_sft": None,
-                    "p_vs_sft_calibrated": None,
-                }
-                if method == "likra" and examples > 0:
-                    for other in PAIRED:
-                        row[f"p_vs_{other}"] = mcnemar_exact(correct_items, hits[other])
-                rows.append(row)
+    for found in eval_sets(out):
+        scores_dir = out / found["folder"]
+        base = read_items(scores_dir / "base.items.jsonl")
+        seeds = sorted(int(p.name.removeprefix("seed-")) for p in scores_dir.glob("seed-*") if p.is_dir())
+        for seed in seeds:
+            points = [(0, base)] + [(k, read_items(p)) for k, p in stored_steps(scores_dir / f"seed-{seed}")]
+            for examples, items in points:
+                hits = {m: _hits(items, mode, metric, neg_weight) for m, (mode, metric) in METHODS.items()}
+                for method, correct_items in hits.items():
+                    row = {
+                        "task": found["task"],
+                        "split": found["split"],
+                        "method": method,
+                        "examples": examples,
+                        "seed": seed,
+                        "accuracy": sum(correct_items) / len(correct_items),
+                        "n": len(correct_items),
+                        "p_vs_sft": None,
+                        "p_vs_sft_calibrated": None,
+                    }
+                    if method == "likra" and examples > 0:
+                        for other in PAIRED:
+                            row[f"p_vs_{other}"] = mcnemar_exact(correct_items, hits[other])
+                    rows.append(row)
     return rows
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -456,7 +457,10 @@ def ablate(
 def sweep(
     out: Annotated[str, typer.Option(help="Folder for items.jsonl, sweep.csv, sweep.json, sweep.png.")],
     checkpoint: Annotated[str | None, typer.Option(help="A `likra train` folder or step-K/ (scored once).")] = None,
-    items: Annotated[str | None, typer.Option(help="Stored items.jsonl with heads instead (no model at all).")] = None,
+    items: Annotated[
+        str | None,
+        typer.Option(help="Stored items.jsonl with heads instead (no model); comma-separated: mean over them."),
+    ] = None,
     weights: Annotated[str, typer.Option(help="start:stop:step (stop included) or a list.")] = "0:1.5:0.1",
     task: TaskOpt = "arc_challenge",
     split: Annotated[str | None, typer.Option(help="Split to score on (default: the test split).")] = None,
@@ -474,6 +478,7 @@ def sweep(
     from likra.report import plot_sweep
     from likra.training import read_manifest
 
+    mean = statistics.fmean
     grid = parse_weights(weights)
     if (checkpoint is None) == (items is None):
         raise LikraError("give --checkpoint (scored once here) or --items (stored scores), not both")
@@ -485,16 +490,18 @@ def sweep(
         loaded = load_model(manifest["base_model"]["name"], dtype=dtype)
         config = EvalConfig(task, split, limit, sample, data_dir=data_dir, checkpoint=checkpoint)
         write_items(stored, evaluate(loaded, config).items)
-    scores = read_items(items or stored)
-    rows = sweep_rows(scores, grid)
-    levels = {m: summarize_mode(scores, m)[0]["acc_norm"] for m in ("sft", "base")}
+    paths = _str_list(items) if items is not None else [str(stored)]
+    runs = [read_items(path) for path in paths]
+    rows = [row for run, scores in enumerate(runs, 1) for row in sweep_rows(scores, grid, run)]
+    levels = {m: mean([summarize_mode(scores, m)[0]["acc_norm"] for scores in runs]) for m in ("sft", "base")}
     write_csv(Path(out) / "sweep.csv", rows, list(rows[0]))
-    write_json(Path(out) / "sweep.json", {"items": str(items or stored), "levels": levels, "rows": rows})
-    plot_sweep(rows, Path(out) / "sweep.png", f"{len(scores)} questions · {checkpoint or items}", levels)
+    write_json(Path(out) / "sweep.json", {"items": paths, "levels": levels, "rows": rows})
+    source = checkpoint or (paths[0] if len(paths) == 1 else f"mean of {len(paths)} checkpoints")
+    plot_sweep(rows, Path(out) / "sweep.png", f"{len(runs[0])} questions · {source}", levels)
     table = Table("w", *(f"{m} acc_norm" for m in ("likra", "negbase")))
     for w in grid:
         cells = [
-            next(r["acc_norm"] for r in rows if r["mode"] == m and r["neg_weight"] == w) for m in ("likra", "negbase")
+            mean([r["acc_norm"] for r in rows if r["mode"] == m and r["neg_weight"] == w]) for m in ("likra", "negbase")
         ]
         table.add_row(f"{w:g}", *(f"{c:.4f}" for c in cells))
     console.print(table)

@@ -116,14 +116,19 @@ def plot_curve(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> 
 def plot_sweep(
     rows: Sequence[dict[str, Any]], path: str | Path, title: str, levels: dict[str, float] | None = None
 ) -> Path:
-    """acc_norm against the negative head's weight for each weighted mode; ``levels`` (e.g. SFT, base) are
-    drawn as flat reference lines."""
+    """acc_norm against the negative head's weight for each weighted mode (mean and 95% band when the rows hold
+    several runs); ``levels`` (e.g. SFT, base) are drawn as flat reference lines."""
     fig, ax = _axes()
     for mode in dict.fromkeys(r["mode"] for r in rows):
         label, colour, line = STYLE[mode]
-        points = sorted((r["neg_weight"], r["acc_norm"]) for r in rows if r["mode"] == mode)
-        ax.plot([w for w, _ in points], [a for _, a in points], color=colour, linestyle=line, marker="o",
-                markersize=3, label=label)  # fmt: skip
+        by_w: dict[float, list[float]] = defaultdict(list)
+        for r in rows:
+            if r["mode"] == mode:
+                by_w[r["neg_weight"]].append(r["acc_norm"])
+        ws = sorted(by_w)
+        stats = [mean_band(by_w[w]) for w in ws]
+        ax.plot(ws, [m for m, _ in stats], color=colour, linestyle=line, marker="o", markersize=3, label=label)
+        ax.fill_between(ws, [m - h for m, h in stats], [m + h for m, h in stats], color=colour, alpha=0.15)
     _levels(ax, levels)
     return _finish(fig, ax, path, title, "negative head weight w", "accuracy (acc_norm)", False)
 
@@ -255,6 +260,16 @@ def _tables(name: str, summary: dict[str, Any]) -> list[tuple[str, list[str], li
             part = [r for r in rows if r["head"] == head]
             tables.append((f"{head} head: mean Δ per character", *_rows_table(part, "answer", "mean_delta_per_char")))
         return tables
+    if name == "sweep":
+        weights = sorted({r["neg_weight"] for r in rows})
+        modes = list(dict.fromkeys(r["mode"] for r in rows))
+        lines = [
+            [f"{w:g}", *(f"{mean_band([r['acc_norm'] for r in rows if r['mode'] == m and r['neg_weight'] == w])[0]:.4f}"
+                         for m in modes)]
+            for w in weights
+        ]  # fmt: skip
+        runs = len({r.get("run", 1) for r in rows})
+        return [(f"acc_norm by weight (mean over {runs} checkpoint(s))", ["w", *modes], lines)]
     header = list(rows[0])
     return [("", header, [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()] for r in rows])]
 
@@ -268,13 +283,20 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     from likra.errors import LikraError
 
     folder = Path(folder)
-    found = {name: spec for name, spec in EXPERIMENTS.items() if (folder / spec[0]).is_file()}
+    places = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())] if folder.is_dir() else []
+    # every experiment in the folder or one level down (e.g. DIR/mass/, DIR/sweep/ beside DIR/curve.json)
+    found = [
+        (name, place, spec) for name, spec in EXPERIMENTS.items() for place in places if (place / spec[0]).is_file()
+    ]
     if not found:
         raise LikraError(f"{folder}: no experiment results here (curve.json, ablate.json, sweep.json, mass.json)")
     env = environment()
     commands = []
-    if (folder / COMMAND_LOG).is_file():
-        commands = [json.loads(line) for line in (folder / COMMAND_LOG).read_text().splitlines() if line.strip()]
+    for place in places:
+        if (place / COMMAND_LOG).is_file():
+            lines = (place / COMMAND_LOG).read_text().splitlines()
+            commands += [json.loads(line) for line in lines if line.strip()]
+    commands.sort(key=lambda entry: entry["finished"])
     page = ["<!doctype html><html><head><meta charset='utf-8'><title>Likra report</title><style>",
             "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}",
             "table{border-collapse:collapse;margin:0.5rem 0 1.5rem}td,th{border:1px solid #bbb;padding:3px 8px;"
@@ -282,17 +304,18 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
             "code{background:#f4f4f4;padding:1px 4px}</style></head><body>",
             f"<h1>Likra report: {html.escape(folder.name)}</h1>"]  # fmt: skip
     markdown = [f"# Likra report: {folder.name}", ""]
-    for name, (summary_file, figure, caption) in found.items():
-        summary = json.loads((folder / summary_file).read_text())
-        page.append(f"<h2 id='{name}'>{name}</h2><p>{html.escape(caption)}</p>")
-        markdown += [f"## {name}", "", caption, ""]
-        if (folder / figure).is_file():
-            data = base64.b64encode((folder / figure).read_bytes()).decode()
+    for name, place, (summary_file, figure, caption) in found:
+        summary = json.loads((place / summary_file).read_text())
+        where = "" if place == folder else f" ({place.name}/)"
+        page.append(f"<h2 id='{name}'>{name}{html.escape(where)}</h2><p>{html.escape(caption)}</p>")
+        markdown += [f"## {name}{where}", "", caption, ""]
+        if (place / figure).is_file():
+            data = base64.b64encode((place / figure).read_bytes()).decode()
             page.append(
                 f"<figure><img alt='{name} figure' onload=\"this.setAttribute('data-width', this.naturalWidth)\" "
                 f"src='data:image/png;base64,{data}'></figure>"
             )
-            markdown += [f"![{name}]({figure})", ""]
+            markdown += [f"![{name}]({(place / figure).relative_to(folder)})", ""]
         for title, header, lines in _tables(name, summary):
             if title:
                 page.append(f"<h3>{html.escape(title)}</h3>")

@@ -39,6 +39,21 @@ def test_report_embeds_figures_tables_commands_and_environment(experiment):
     assert "![curve](curve.png)" in markdown and "| method |" in markdown
 
 
+def test_report_gathers_experiments_in_subfolders(experiment, tmp_path):
+    """``likra sweep --out DIR/sweep`` beside the curve: one report for both, with both commands."""
+    from .test_cli import likra
+
+    folder = tmp_path / "experiment"
+    shutil.copytree(experiment, folder)
+    step = sorted(folder.glob("scores/*/seed-1/step-8.items.jsonl"))[0]
+    result = likra("sweep", "--items", f"{step},{step}", "--out", str(folder / "sweep"), "--weights", "0,0.5,1")
+    assert result.returncode == 0, result.stderr
+    page = write_report(folder)[0].read_text()
+    assert page.count("data:image/png;base64,") == 2 and "sweep (sweep/)" in page
+    assert "acc_norm by weight (mean over 2 checkpoint(s))" in page
+    assert "likra curve --max-n 8" in page and "likra sweep --items" in page
+
+
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(LikraError, match="no experiment results"):
         write_report(tmp_path)

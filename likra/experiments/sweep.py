@@ -27,11 +27,12 @@ def parse_weights(spec: str) -> list[float]:
         raise LikraError(f"--weights {spec}: expected start:stop:step (e.g. 0:1.5:0.1) or a list (0.5,1,2)") from None
 
 
-def sweep_rows(items: Sequence[ItemScores], weights: Sequence[float]) -> list[dict[str, Any]]:
-    """One row per mode x weight with its accuracies (calibrated only when the items carry the controls)."""
+def sweep_rows(items: Sequence[ItemScores], weights: Sequence[float], run: int = 1) -> list[dict[str, Any]]:
+    """One row per mode x weight with its accuracies (calibrated only when the items carry the controls);
+    ``run`` numbers the checkpoint when several (seeds) are swept together."""
     rows = []
     for mode in SWEPT_MODES:
         for w in weights:
             metrics, _ = summarize_mode(items, mode, w)
-            rows.append({"mode": mode, "neg_weight": w, **{m: metrics.get(m) for m in SWEPT_METRICS}})
+            rows.append({"run": run, "mode": mode, "neg_weight": w, **{m: metrics.get(m) for m in SWEPT_METRICS}})
     return rows

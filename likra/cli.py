@@ -312,7 +312,10 @@ def _mean_table(rows: list[dict], key: str, labels: list[str], title: str) -> Ta
     from likra.report import mean_band
 
     examples = sorted({r["examples"] for r in rows})
-    table = Table(key, *(str(x) for x in examples), title=title)
+    table = Table(title=title)
+    table.add_column(key, no_wrap=True)
+    for x in examples:
+        table.add_column(str(x), justify="right")
     for label in labels:
         cells = []
         for x in examples:
@@ -353,7 +356,7 @@ def curve(
     )
     summary = run_curve(trainer, scorer, config, out, log=_log)
     rows = summary["rows"]
-    plot_curve(rows, Path(out) / "curve.png", f"{model} · trained on {task}")
+    plot_curve(rows, Path(out) / "curve.png", f"{model} · heads trained on the {task} pool")
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for found in summary["eval_sets"]:
         part = [r for r in rows if (r["task"], r["split"]) == (found["task"], found["split"])]

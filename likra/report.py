@@ -70,7 +70,10 @@ def _finish(fig: Any, ax: Any, path: str | Path, title: str, xlabel: str, ylabel
 
 def _label(ax: Any, title: str, xlabel: str, ylabel: str, log_x: bool) -> None:
     if log_x:
+        from matplotlib.ticker import ScalarFormatter
+
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ScalarFormatter())  # 8, 16, 32 rather than 2^3, 2^4, 2^5
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

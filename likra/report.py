@@ -46,7 +46,8 @@ def _axes(panels: int = 1) -> tuple[Any, Any]:
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    return plt.subplots(1, panels, figsize=(7 * panels, 4.5), dpi=120, squeeze=panels == 1)
+    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 4.5), dpi=120, squeeze=panels == 1)
+    return fig, (axes if panels == 1 else list(axes.flat))
 
 
 def _band(ax: Any, by_x: dict[int, list[float]], colour: str, line: str, label: str) -> None:
@@ -97,7 +98,7 @@ def plot_curve(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> 
     One panel per evaluation set (``task``/``split`` of the rows), ``title`` above them all."""
     sets = list(dict.fromkeys((r["task"], r["split"]) for r in rows))
     fig, axes = _axes(len(sets))
-    for ax, (task, split) in zip([axes] if len(sets) == 1 else axes.flat, sets, strict=True):
+    for ax, (task, split) in zip([axes] if len(sets) == 1 else axes, sets, strict=True):
         by_method: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         seeds = set()
         for row in rows:
@@ -155,18 +156,33 @@ ANSWER_COLOURS = {"correct": "tab:green", "likely_incorrect": "tab:red", "irrele
 
 
 def plot_mass(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
-    """Mean change of per-character log-likelihood from the base model, per answer kind (colour) and head
-    (solid: positive, dashed: negative), across checkpoints."""
-    fig, ax = _axes()
+    """Left: mean change of per-character log-likelihood from the base model, per answer kind (colour) and
+    head (solid: positive, dashed: negative), across checkpoints. Right (when both heads are there): the
+    positive head's change minus the negative head's, i.e. how Likra's score ``L+ - L-`` moves each kind."""
+    delta = {(r["examples"], r["head"], r["answer"]): r["mean_delta_per_char"] for r in rows}
+    heads = list(dict.fromkeys(r["head"] for r in rows))
+    both = {"positive", "negative"} <= set(heads)
+    fig, axes = _axes(2 if both else 1)
+    left = axes[0] if both else axes
     for head, line in (("positive", "-"), ("negative", "--")):
         for answer, colour in ANSWER_COLOURS.items():
-            points = sorted((r["examples"], r["mean_delta_per_char"]) for r in rows
-                            if r["head"] == head and r["answer"] == answer)  # fmt: skip
+            points = sorted((x, y) for (x, h, a), y in delta.items() if h == head and a == answer)
             if points:
-                ax.plot([x for x, _ in points], [y for _, y in points], color=colour, linestyle=line, marker="o",
-                        markersize=3, label=f"{head} head · {answer.replace('_', ' ')}")  # fmt: skip
-    ax.axhline(0, color="black", linewidth=0.8)
-    return _finish(fig, ax, path, title, EXAMPLES_AXIS, "mean Δ log-likelihood per character vs base", True)
+                left.plot([x for x, _ in points], [y for _, y in points], color=colour, linestyle=line, marker="o",
+                          markersize=3, label=f"{head} head · {answer.replace('_', ' ')}")  # fmt: skip
+    left.axhline(0, color="black", linewidth=0.8)
+    _label(left, "each head against the base model", EXAMPLES_AXIS, "mean Δ log-likelihood per character", True)
+    if both:
+        right = axes[1]
+        for answer, colour in ANSWER_COLOURS.items():
+            xs = sorted(x for (x, h, a) in delta if h == "positive" and a == answer and (x, "negative", a) in delta)
+            ys = [delta[(x, "positive", answer)] - delta[(x, "negative", answer)] for x in xs]
+            right.plot(xs, ys, color=colour, marker="o", markersize=3, label=answer.replace("_", " "))
+        right.axhline(0, color="black", linewidth=0.8)
+        _label(right, "positive minus negative: the move of L+ \u2212 L\u2212", EXAMPLES_AXIS,
+               "mean Δ+ \u2212 Δ\u2212 per character", True)  # fmt: skip
+    fig.suptitle(title)
+    return _save(fig, path)
 
 
 # --- the report page ----------------------------------------------------------------------------------

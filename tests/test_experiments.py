@@ -186,6 +186,14 @@ def test_mass_pairs_each_question_with_four_answer_kinds(tmp_path, data_dir, tin
     assert run_mass(tiny, tmp_path / "run", tmp_path / "mass", limit=5, sample=None, data_dir=str(data_dir),
                     log=logs.append)["rows"] == rows  # fmt: skip
     assert logs == []
+    from PIL import Image
+
+    from likra.report import plot_mass
+
+    # both heads: a second panel with the positive head's change minus the negative head's
+    two = Image.open(plot_mass(rows, tmp_path / "mass.png", "tiny")).size[0]
+    one = Image.open(plot_mass([r for r in rows if r["head"] == "positive"], tmp_path / "pos.png", "tiny")).size[0]
+    assert two == 2 * one
 
 
 def test_demo_command_trains_scores_prints_the_curve_and_writes_the_report(tmp_path, tiny_model_dir, data_dir):

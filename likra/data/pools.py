@@ -7,7 +7,7 @@ The guard compares ids *and* normalised question text, because benchmarks reuse 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +45,14 @@ class Pool:
 
     def overlap(self, items: Sequence[MCItem]) -> int:
         """How many of ``items`` are in the pool (same id or same normalised question text)."""
-        ids = {item.id for item in self.items}
-        texts = {normalize_text(item.question) for item in self.items}
-        return sum(item.id in ids or normalize_text(item.question) in texts for item in items)
+        return sum(map(member_of(self.items), items))
+
+
+def member_of(items: Sequence[MCItem]) -> Callable[[MCItem], bool]:
+    """A test for "this question is one of ``items``": same id or same normalised question text."""
+    ids = {item.id for item in items}
+    texts = {normalize_text(item.question) for item in items}
+    return lambda item: item.id in ids or normalize_text(item.question) in texts
 
 
 def parse_held_out(entry: str) -> tuple[str, str]:
@@ -98,12 +103,10 @@ def training_pool(
             sources.append(f"{name}/{split}")
     else:
         raise LikraError(f"--task {spec.name}: no built-in training pool; give one with --train-file")
-    ids = {item.id for item in held_out}
-    texts = {normalize_text(item.question) for item in held_out}
+    leaked = member_of(held_out)
     kept, dropped = [], []
     for item in items:
-        leaked = item.id in ids or normalize_text(item.question) in texts
-        (dropped if leaked else kept).append(item)
+        (dropped if leaked(item) else kept).append(item)
     if not kept:
         raise LikraError(f"training pool for {spec.name}/{eval_split} is empty after removing evaluation questions")
     return Pool(kept, dropped, sources, spec.name, eval_split, held_names)

@@ -50,9 +50,9 @@ def _axes(panels: int = 1) -> tuple[Any, Any]:
     return fig, (axes if panels == 1 else list(axes.flat))
 
 
-def _band(ax: Any, by_x: dict[int, list[float]], colour: str, line: str, label: str) -> None:
-    """Mean across seeds at each x with its 95% band (x = 0 is left out: it has no place on a log axis)."""
-    xs = sorted(x for x in by_x if x > 0)
+def _band(ax: Any, by_x: dict[Any, list[float]], colour: str, line: str, label: str, log_x: bool = True) -> None:
+    """Mean across seeds at each x with its 95% band (on a log axis x = 0 is left out: it has no place there)."""
+    xs = sorted(x for x in by_x if x > 0 or not log_x)
     stats = [mean_band(by_x[x]) for x in xs]
     ax.plot(xs, [m for m, _ in stats], color=colour, linestyle=line, marker="o", markersize=3, label=label)
     ax.fill_between(xs, [m - h for m, h in stats], [m + h for m, h in stats], color=colour, alpha=0.15)
@@ -129,10 +129,7 @@ def plot_sweep(
         for r in rows:
             if r["mode"] == mode:
                 by_w[r["neg_weight"]].append(r["acc_norm"])
-        ws = sorted(by_w)
-        stats = [mean_band(by_w[w]) for w in ws]
-        ax.plot(ws, [m for m, _ in stats], color=colour, linestyle=line, marker="o", markersize=3, label=label)
-        ax.fill_between(ws, [m - h for m, h in stats], [m + h for m, h in stats], color=colour, alpha=0.15)
+        _band(ax, by_w, colour, line, label, log_x=False)
     _levels(ax, levels)
     return _finish(fig, ax, path, title, "negative head weight w", "accuracy (acc_norm)", False)
 

@@ -3,7 +3,8 @@
 
 Read top to bottom: ``TrainConfig`` → ``build_training_set`` (pool → the first N questions of a seeded
 order → answer pairs, built exactly as evaluation builds its requests) → ``schedule`` (batches that never
-straddle a checkpoint) → ``train`` (the loop) → ``save_checkpoint`` / ``resume_state``.
+straddle a checkpoint) → ``train`` (pairs → token examples and a manifest) → ``fit`` (the loop, which NAT's
+agent training shares) → ``save_checkpoint`` / resume.
 
 The loop is written out rather than handed to ``transformers.Trainer`` because the two things that make it
 fast (vocabulary logits only at answer positions; one body for two heads' optimisers) and the things that make
@@ -49,8 +50,46 @@ RESUME_FREE = ("data_dir",)
 
 
 @dataclass
-class TrainConfig:
-    """Everything that decides a training run; ``likra train`` options map one to one. Paper defaults."""
+class LoopConfig:
+    """The optimisation settings every training method shares (Likra's heads, NAT's agent)."""
+
+    lr: float = 1e-3  # constant; 1e-4 barely moves a 135M model's heads in a few hundred examples
+    lora_r: int = 8
+    lora_alpha: int = 8
+    lora_dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["gate_proj", "up_proj", "down_proj"])
+    batch_size: int = 8  # examples per optimiser step
+    micro_batch_size: int | None = None  # examples per forward pass (gradient accumulation); default all
+    epochs: int = 1
+    seed: int = 1234
+    save_at: list[int] | None = None  # examples seen; default 8, 16, 32, ... and the end
+    max_length: int = 1024  # longer examples are cut
+
+    def check_loop(self) -> None:
+        """Reject impossible optimisation options before any work, naming the option."""
+        positive = {
+            "--batch-size": self.batch_size,
+            "--micro-batch-size": self.micro_batch_size,
+            "--epochs": self.epochs,
+            "--lora-r": self.lora_r,
+            "--max-length": self.max_length,
+        }
+        for option, value in positive.items():
+            if value is not None and value < 1:
+                raise LikraError(f"{option} {value}: must be 1 or more")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise LikraError(f"--lr {self.lr}: must be a positive number")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise LikraError(f"--lora-dropout {self.lora_dropout}: must be in [0, 1)")
+        if not self.target_modules:
+            raise LikraError("--target-modules: name at least one module")
+        if self.save_at is not None and any(s < 1 for s in self.save_at):
+            raise LikraError(f"--save-at {','.join(map(str, self.save_at))}: example counts must be 1 or more")
+
+
+@dataclass
+class TrainConfig(LoopConfig):
+    """Everything that decides a Likra training run; ``likra train`` options map one to one. Paper defaults."""
 
     model: str = "smollm2-135m"
     task: str = "arc_challenge"
@@ -60,17 +99,6 @@ class TrainConfig:
     negatives_per_question: int = 1
     contamination: float = 0.0
     heads: str = "both"
-    lr: float = 1e-3  # constant; 1e-4 barely moves a 135M model's heads in a few hundred examples
-    lora_r: int = 8
-    lora_alpha: int = 8
-    lora_dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["gate_proj", "up_proj", "down_proj"])
-    batch_size: int = 8  # questions per optimiser step
-    micro_batch_size: int | None = None  # questions per forward pass (gradient accumulation); default all
-    epochs: int = 1
-    seed: int = 1234
-    save_at: list[int] | None = None  # examples seen; default 8, 16, 32, ... and the end
-    max_length: int = 1024  # longer examples lose the start of their context
     data_dir: str | None = None
     train_file: str | None = None
     hold_out: list[str] = field(default_factory=list)  # more "task[:split]" sets kept out of the pool
@@ -81,28 +109,12 @@ class TrainConfig:
             raise LikraError(f"--negatives {self.negatives}: unknown kind (known: {', '.join(KINDS)})")
         if self.heads not in HEAD_CHOICES:
             raise LikraError(f"--heads {self.heads}: expected one of {', '.join(HEAD_CHOICES)}")
-        positive = {
-            "--n": self.n,
-            "--batch-size": self.batch_size,
-            "--micro-batch-size": self.micro_batch_size,
-            "--epochs": self.epochs,
-            "--lora-r": self.lora_r,
-            "--max-length": self.max_length,
-            "--negatives-per-question": self.negatives_per_question,
-        }
-        for option, value in positive.items():
+        for option, value in {"--n": self.n, "--negatives-per-question": self.negatives_per_question}.items():
             if value is not None and value < 1:
                 raise LikraError(f"{option} {value}: must be 1 or more")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise LikraError(f"--lr {self.lr}: must be a positive number")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise LikraError(f"--lora-dropout {self.lora_dropout}: must be in [0, 1)")
         if not 0.0 <= self.contamination <= 1.0:
             raise LikraError(f"--contamination {self.contamination}: must be between 0 and 1")
-        if not self.target_modules:
-            raise LikraError("--target-modules: name at least one module")
-        if self.save_at is not None and any(s < 1 for s in self.save_at):
-            raise LikraError(f"--save-at {','.join(map(str, self.save_at))}: example counts must be 1 or more")
+        self.check_loop()
 
     @property
     def head_names(self) -> tuple[str, ...]:
@@ -206,8 +218,11 @@ def schedule(total: int, points: Sequence[int], batch_size: int) -> list[range]:
 
 # --- model ------------------------------------------------------------------------------------------
 
+Example = tuple[list[int], list[bool]]  # token ids and, per token, whether the loss is taken on it
+FULL = "model"  # the one "head" of a full fine-tuning run: all weights train, saved as a plain model folder
 
-def attach_heads(model: Any, config: TrainConfig) -> Any:
+
+def attach_heads(model: Any, config: LoopConfig, heads: Sequence[str]) -> Any:
     """Wrap ``model`` in peft with one LoRA adapter per head, each initialised from ``config.seed``."""
     from peft import LoraConfig, get_peft_model
 
@@ -219,7 +234,6 @@ def attach_heads(model: Any, config: TrainConfig) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    heads = config.head_names
     try:
         with (
             _quiet_peft(),
@@ -245,26 +259,30 @@ def _quiet_peft() -> Iterator[None]:
         yield
 
 
-def head_parameters(peft_model: Any, head: str) -> list[torch.nn.Parameter]:
-    return [p for name, p in peft_model.named_parameters() if f".{head}." in name]
+def head_parameters(model: Any, head: str) -> list[torch.nn.Parameter]:
+    if head == FULL:
+        return list(model.parameters())
+    return [p for name, p in model.named_parameters() if f".{head}." in name]
 
 
-def answer_loss(model: Any, examples: Sequence[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, int]:
-    """Summed negative log-likelihood of the answer tokens (question masked, no EOS), and their count.
+def token_loss(model: Any, examples: Sequence[Example]) -> tuple[torch.Tensor, int]:
+    """Summed negative log-likelihood of the flagged tokens (each predicted from the tokens before it), and
+    their count.
 
     The examples are packed into one row without padding: each attends causally to itself only (a
     block-diagonal mask, position ids restarting per example), which costs what the real tokens cost whatever
-    the spread of lengths. The LM head runs only at the positions that predict an answer token."""
+    the spread of lengths. The LM head runs only at the positions that predict a flagged token."""
     ids, positions, cols, targets = [], [], [], []
     blocks = []
-    for context, answer in examples:
-        tokens = context + answer[:-1]
+    for tokens, flags in examples:
         start = len(ids)
-        ids += tokens
-        positions += range(len(tokens))
-        cols += range(start + len(context) - 1, start + len(tokens))
-        targets += answer
-        blocks.append(torch.ones(len(tokens), len(tokens), dtype=torch.bool).tril())
+        inputs = tokens[:-1]  # the last token is only ever a target
+        ids += inputs
+        positions += range(len(inputs))
+        trained = [t for t in range(1, len(tokens)) if flags[t]]
+        cols += [start + t - 1 for t in trained]
+        targets += [tokens[t] for t in trained]
+        blocks.append(torch.ones(len(inputs), len(inputs), dtype=torch.bool).tril())
     allowed = torch.block_diag(*blocks)[None]
     hidden = masked_hidden_states(model, torch.tensor([ids]), torch.tensor([positions]), allowed)
     logits = output_logits(model, hidden[0, torch.tensor(cols, device=hidden.device)])
@@ -272,10 +290,16 @@ def answer_loss(model: Any, examples: Sequence[tuple[list[int], list[int]]]) -> 
     return loss, len(targets)
 
 
+def answer_loss(model: Any, examples: Sequence[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, int]:
+    """``token_loss`` of (context, answer) pairs: the answer tokens only (question masked, no EOS)."""
+    return token_loss(model, [(c + a, [False] * len(c) + [True] * len(a)) for c, a in examples])
+
+
 def encode_examples(
     tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int
 ) -> list[tuple[list[int], list[int]]]:
-    """Tokenise as the scoring engine does (the answer tokens are the ones evaluation scores)."""
+    """Tokenise as the scoring engine does (the answer tokens are the ones evaluation scores); longer examples
+    lose the start of their context."""
     encoded = encode_pairs(tokenizer, pairs)
     out = []
     for context, answer in encoded:
@@ -303,15 +327,27 @@ def list_checkpoints(out: Path) -> list[tuple[int, Path]]:
 
 
 def save_checkpoint(
-    out: Path, peft_model: Any, heads: Sequence[str], optimizers: dict[str, Any], manifest: dict[str, Any]
+    out: Path,
+    model: Any,
+    heads: Sequence[str],
+    optimizers: dict[str, Any],
+    manifest: dict[str, Any],
+    tokenizer: Any = None,
 ) -> Path:
     """Write to a temporary directory, then rename: a kill mid-save leaves the previous checkpoint whole.
-    The optimiser state (needed only to resume) is kept in the newest checkpoint alone."""
+    LoRA heads are plain peft folders ``<head>/``; a full fine-tuning run is a plain model folder ``model/`` (with
+    the tokenizer, so ``--model step-K/model`` loads it). The optimiser state (needed only to resume) is kept in
+    the newest checkpoint alone."""
     examples = manifest["examples_seen"]
     final = step_dir(out, examples)
     tmp = out / f".step-{examples}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(str(tmp), selected_adapters=list(heads))  # → tmp/<head>/ plain peft dirs
+    if list(heads) == [FULL]:
+        model.save_pretrained(str(tmp / FULL))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp / FULL))
+    else:
+        model.save_pretrained(str(tmp), selected_adapters=list(heads))  # → tmp/<head>/ plain peft dirs
     torch.save({head: opt.state_dict() for head, opt in optimizers.items()}, tmp / OPTIMIZER_STATE)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # written last: marks it complete
     shutil.rmtree(final, ignore_errors=True)
@@ -366,70 +402,98 @@ def train(
     progress: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train the heads of ``config`` on ``loaded`` and write checkpoints under ``out`` (see the module doc)."""
+    config.check()
+    out = Path(out)
+    _prepare_out(out, resume)  # refuse a wrong folder before the (possibly slow) data building
+    data = data or build_training_set(config, loaded)
+    tokenizer = loaded.tokenizer
+    positive = [
+        (c + a, [False] * len(c) + [True] * len(a))
+        for c, a in encode_examples(tokenizer, data.positive, config.max_length)
+    ]
+    negative = [
+        [(c + a, [False] * len(c) + [True] * len(a)) for c, a in encode_examples(tokenizer, pairs, config.max_length)]
+        for pairs in data.negative
+    ]
+    examples = {"positive": [[e] for e in positive], "negative": negative}
+    manifest = {
+        "format": "likra-checkpoint",
+        "format_version": 1,
+        "likra_version": __version__,
+        "tokenizer": getattr(tokenizer, "name_or_path", None),
+        "task": get_task(config.task).name,
+        "eval_split": data.pool.eval_split,
+        "heads": list(config.head_names),
+        "questions": len(data.questions),
+        "config": asdict(config),
+        "data": {
+            "hash": data.hash(),
+            "pool_size": len(data.pool.items),
+            "dropped": len(data.pool.dropped),
+            "sources": data.pool.sources,
+            "held_out": data.pool.held_out,
+            "question_ids": [q.id for q in data.questions],
+        },
+        "seed": config.seed,
+    }
+    heads = {h: examples[h] for h in config.head_names}
+    return fit(loaded, config, heads, out, manifest, resume=resume, progress=progress)
+
+
+def fit(
+    loaded: LoadedModel,
+    config: LoopConfig,
+    heads: dict[str, list[list[Example]]],
+    out: Path,
+    manifest: dict[str, Any],
+    *,
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """The training loop every method shares. ``heads[h][i]`` are the examples head ``h`` learns from at position
+    ``i`` (one question or trajectory; a Likra negative head may have several per question). Heads are LoRA
+    adapters on one frozen body, or the one head ``FULL`` (all weights train). Writes ``out/step-K`` at the
+    save points, ``K`` counting positions seen; ``manifest`` (with ``config`` and ``data.hash``) goes in each."""
     from peft import set_peft_model_state_dict
     from peft.utils import load_peft_weights
 
-    config.check()
-    out = Path(out)
+    config.check_loop()
     resumed_from, resume_path = _prepare_out(out, resume)
-    data = data or build_training_set(config, loaded)
-    heads = config.head_names
-    base_hash = weights_hash(loaded)
-    tokenizer = loaded.tokenizer
+    names = list(heads)
+    full = names == [FULL]
+    manifest = {**manifest, "base_model": _base_model_entry(loaded)}
 
-    # Example position i (across epochs) → question index: epoch 0 keeps the seeded order, later epochs reshuffle.
-    n_questions = len(data.questions)
-    sequence = list(range(n_questions))
+    # Position i (across epochs) → example index: epoch 0 keeps the given order, later epochs reshuffle.
+    n_items = len(next(iter(heads.values())))
+    sequence = list(range(n_items))
     for epoch in range(1, config.epochs):
-        again = list(range(n_questions))
+        again = list(range(n_items))
         random.Random(f"{config.seed}:epoch:{epoch}").shuffle(again)
         sequence += again
     total = len(sequence)
     points = save_points(total, config.save_at)
-    encoded = {
-        "positive": encode_examples(tokenizer, data.positive, config.max_length),
-        "negative": [encode_examples(tokenizer, pairs, config.max_length) for pairs in data.negative],
-    }
     batches = schedule(total, points, config.batch_size)
 
-    model = attach_heads(loaded.model, config)
+    model = loaded.model if full else attach_heads(loaded.model, config, names)
     try:
-        model.train()  # dropout, when asked for; the base weights stay frozen
-        optimizers = {h: torch.optim.AdamW(head_parameters(model, h), lr=config.lr, weight_decay=0.0) for h in heads}
-        manifest_base = {
-            "format": "likra-checkpoint",
-            "format_version": 1,
-            "likra_version": __version__,
-            "base_model": {"name": loaded.name, "path": loaded.path, "hash": base_hash, "dtype": loaded.dtype},
-            "tokenizer": getattr(tokenizer, "name_or_path", None),
-            "task": get_task(config.task).name,
-            "eval_split": data.pool.eval_split,
-            "heads": list(heads),
-            "questions": n_questions,
-            "config": asdict(config),
-            "data": {
-                "hash": data.hash(),
-                "pool_size": len(data.pool.items),
-                "dropped": len(data.pool.dropped),
-                "sources": data.pool.sources,
-                "held_out": data.pool.held_out,
-                "question_ids": [q.id for q in data.questions],
-            },
-            "seed": config.seed,
-        }
+        model.train()  # dropout, when asked for; in LoRA runs the base weights stay frozen
+        optimizers = {h: torch.optim.AdamW(head_parameters(model, h), lr=config.lr, weight_decay=0.0) for h in names}
         log_path = out / TRAIN_LOG
         if resume_path is not None:
             previous = json.loads((resume_path / MANIFEST).read_text())
-            _check_resumable(previous, manifest_base, resume_path)
+            _check_resumable(previous, manifest, resume_path)
             state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)
-            for head in heads:
-                set_peft_model_state_dict(model, load_peft_weights(str(resume_path / head)), adapter_name=head)
+            for head in names:
+                if full:
+                    _load_full(model, resume_path / FULL)
+                else:
+                    set_peft_model_state_dict(model, load_peft_weights(str(resume_path / head)), adapter_name=head)
                 optimizers[head].load_state_dict(state[head])
             _truncate_log(log_path, resumed_from)
         out.mkdir(parents=True, exist_ok=True)
 
         seen, step = 0, 0
-        interval: dict[str, list[float]] = {h: [0.0, 0.0] for h in heads}  # summed loss, answer tokens
+        interval: dict[str, list[float]] = {h: [0.0, 0.0] for h in names}  # summed loss, trained tokens
         last_good: Path | None = resume_path
         checkpoints: list[Path] = []
         start = time.perf_counter()
@@ -441,20 +505,18 @@ def train(
                     step += 1
                     continue
                 tick = time.perf_counter()
-                questions = [sequence[i] for i in batch]
                 losses = {}
-                for head in heads:
-                    if head == "positive":
-                        examples = [encoded["positive"][q] for q in questions]
-                    else:
-                        examples = [e for q in questions for e in encoded["negative"][q]]
-                    if not examples:
+                for head in names:
+                    chosen = [e for i in batch for e in heads[head][sequence[i]]]
+                    chosen = [e for e in chosen if any(e[1][1:])]  # nothing to learn from an example without targets
+                    if not chosen:
                         continue
-                    model.set_adapter(head)  # only this head's weights take gradients
-                    n_tokens = sum(len(a) for _, a in examples)
+                    if not full:
+                        model.set_adapter(head)  # only this head's weights take gradients
+                    n_tokens = sum(sum(flags[1:]) for _, flags in chosen)
                     total_loss = 0.0
-                    for j in range(0, len(examples), micro):
-                        loss_sum, _ = answer_loss(model, examples[j : j + micro])
+                    for j in range(0, len(chosen), micro):
+                        loss_sum, _ = token_loss(model, chosen[j : j + micro])
                         (loss_sum / n_tokens).backward()
                         total_loss += loss_sum.item()
                     if not math.isfinite(total_loss):
@@ -484,16 +546,31 @@ def train(
                     progress(len(batch))
                 if seen in points:
                     mean = {h: (s / n if n else None) for h, (s, n) in interval.items()}
-                    manifest = {**manifest_base, "examples_seen": seen, "steps": step, "loss": mean}
-                    last_good = save_checkpoint(out, model, heads, optimizers, manifest)
+                    entry = {**manifest, "examples_seen": seen, "steps": step, "loss": mean}
+                    last_good = save_checkpoint(out, model, names, optimizers, entry, loaded.tokenizer)
                     checkpoints.append(last_good)
-                    interval = {h: [0.0, 0.0] for h in heads}
+                    interval = {h: [0.0, 0.0] for h in names}
     finally:  # give the caller back the plain base model (peft wrapped it in place)
-        model.unload()
+        if not full:
+            model.unload()
         loaded.model.eval()
     done = list_checkpoints(out)
     final_loss = json.loads((done[-1][1] / MANIFEST).read_text())["loss"] if done else {}
     return TrainResult(out, checkpoints, seen, final_loss, time.perf_counter() - start, resumed_from)
+
+
+def _base_model_entry(loaded: LoadedModel) -> dict[str, Any]:
+    return {"name": loaded.name, "path": loaded.path, "hash": weights_hash(loaded), "dtype": loaded.dtype}
+
+
+def _load_full(model: Any, folder: Path) -> None:
+    """Load a full fine-tuning checkpoint's weights into ``model`` (tied weights are saved once)."""
+    from safetensors.torch import load_file
+
+    state = {}
+    for shard in sorted(folder.glob("*.safetensors")):
+        state.update(load_file(str(shard)))
+    model.load_state_dict(state, strict=False)
 
 
 def _check_resumable(previous: dict[str, Any], current: dict[str, Any], path: Path) -> None:

@@ -18,6 +18,7 @@ from likra.errors import LikraError
 from likra.models import LoadedModel
 from likra.scoring import Scorer
 from likra.training import (
+    HEADS,
     TrainConfig,
     answer_loss,
     attach_heads,
@@ -241,7 +242,7 @@ def test_a_checkpoint_refuses_another_base_model(tmp_path, data_dir, fresh, toke
 
 def test_target_modules_that_do_not_exist_are_named(tokenizer):
     with pytest.raises(LikraError, match="--target-modules nope"):
-        attach_heads(tiny_llama(len(tokenizer)), TrainConfig(target_modules=["nope"]))
+        attach_heads(tiny_llama(len(tokenizer)), TrainConfig(target_modules=["nope"]), HEADS)
 
 
 def test_heads_only_pass_reuses_stored_base_scores(tmp_path, data_dir, fresh):

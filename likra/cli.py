@@ -613,6 +613,208 @@ def tasks() -> None:
     console.print(table)
 
 
+# --- NAT: negative-aware training of tool-using agents ------------------------------------------------
+
+nat_app = typer.Typer(
+    help="NAT: fine-tune tool-using agents on successful and failed trajectories.", no_args_is_help=True
+)
+app.add_typer(nat_app, name="nat")
+
+AgentTaskOpt = Annotated[str, typer.Option(help="gsm8k, strategyqa, hotpotqa, asdiv, multiarith, svamp.")]
+TemplateOpt = Annotated[str, typer.Option(help="negative-aware, none (plain mixing), tags, graded.")]
+MaxStepsOpt = Annotated[int, typer.Option(help="Most agent turns per episode.")]
+CorpusOpt = Annotated[str | None, typer.Option(help="Offline search passages: text or JSONL files, comma-separated.")]
+SearchUrlOpt = Annotated[str | None, typer.Option(help="An HTTP search service (GET ?q=&k= → JSON list).")]
+BatchOpt = Annotated[int, typer.Option(help="Episodes generated together.")]
+
+
+def _print_agent_metrics(title: str, metrics: dict) -> None:
+    table = Table("n", "accuracy", "score", "mean steps", "tool-error rate", "finished", title=title)
+    table.add_row(
+        str(metrics["n"]),
+        f"{metrics['accuracy']:.4f}",
+        f"{metrics['score']:.4f}",
+        f"{metrics['mean_steps']:.2f}",
+        f"{metrics['tool_error_rate']:.3f}",
+        f"{metrics['finished']:.3f}",
+    )
+    console.print(table)
+
+
+@nat_app.command("train")
+def nat_train(
+    out: Annotated[str, typer.Option(help="Run folder: step-<trajectories>/agent/ (a peft adapter) + likra.json.")],
+    pos: Annotated[str, typer.Option(help="Successful trajectories: NAT .json or likra .jsonl, comma-separated.")],
+    neg: Annotated[str | None, typer.Option(help="Failed trajectories, the same formats.")] = None,
+    pos_num: Annotated[int | None, typer.Option(help="Positives to train on (seeded sample; default all).")] = None,
+    neg_num: Annotated[int | None, typer.Option(help="Negatives to train on (default all; 0: none).")] = None,
+    template: TemplateOpt = "negative-aware",
+    model: ModelOpt = "smollm2-135m",
+    task: AgentTaskOpt = "strategyqa",
+    split: Annotated[str | None, typer.Option(help="Evaluation split whose questions are kept out.")] = None,
+    full: Annotated[bool, typer.Option(help="Full fine-tuning instead of a LoRA adapter.")] = False,
+    lr: LrOpt = 5e-4,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 32,
+    target_modules: Annotated[
+        str, typer.Option(help="Comma-separated module names.")
+    ] = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+    batch_size: Annotated[int, typer.Option(help="Trajectories per optimiser step.")] = 8,
+    micro_batch_size: Annotated[int | None, typer.Option(help="Trajectories per forward pass.")] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the trajectories.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seeds the samples, the order and the LoRA initialisation.")] = 1234,
+    save_at: Annotated[str | None, typer.Option(help="Comma-separated trajectory counts (default: the end).")] = None,
+    max_length: Annotated[int, typer.Option(help="Longest trajectory in tokens (cut at the end).")] = 2048,
+    data_dir: DataDirOpt = None,
+    dtype: DtypeOpt = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")] = False,
+) -> None:
+    """Fine-tune an agent on successful and failed trajectories, each introduced by the template's prefix."""
+    from likra.models import load_model
+    from likra.nat.training import NATConfig, select_trajectories, train_agent
+
+    started = time.perf_counter()
+    config = NATConfig(
+        model=model,
+        task=task,
+        pos=_str_list(pos),
+        neg=_str_list(neg),
+        pos_num=pos_num,
+        neg_num=neg_num,
+        template=template,
+        full=full,
+        eval_split=split,
+        data_dir=data_dir,
+        lr=lr,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        target_modules=_str_list(target_modules),
+        batch_size=batch_size,
+        micro_batch_size=micro_batch_size,
+        epochs=epochs,
+        seed=seed,
+        save_at=_int_list(save_at, "--save-at") or [],
+        max_length=max_length,
+    )
+    config.check()
+    data = select_trajectories(config)  # data errors surface before the model loads
+    console.print(
+        f"{data.positives} positives + {data.negatives} negatives, template {template} "
+        f"({data.dropped} dropped: their questions are in the evaluation split; {data.empty} empty)"
+    )
+    loaded = load_model(model, dtype=dtype)
+    total = len(data.trajectories) * epochs
+    with progress_bar(total, "training") as advance:
+        result = train_agent(loaded, config, out, resume=resume, data=data, progress=advance)
+    for path in result.checkpoints:
+        loss = json.loads((path / "likra.json").read_text())["loss"]
+        console.print(f"{path}: mean loss per trained token {next(iter(loss.values())):.4f}")
+    console.print(f"trained in {result.seconds:.1f} s; checkpoints in {out}/")
+    log_command(out, sys.argv[1:], time.perf_counter() - started)
+
+
+@nat_app.command("eval")
+def nat_eval(
+    out: Annotated[str, typer.Option(help="Folder: results.json, items.jsonl (every trajectory), parts/.")],
+    task: AgentTaskOpt = "strategyqa",
+    checkpoint: Annotated[str | None, typer.Option(help="A NAT run or step-K (default: the base model).")] = None,
+    model: ModelOpt = "smollm2-135m",
+    split: Annotated[str | None, typer.Option(help="Default: the task's test split.")] = None,
+    limit: LimitOpt = None,
+    sample: SampleOpt = None,
+    template: Annotated[str | None, typer.Option(help="Prompt template (default: the checkpoint's).")] = None,
+    max_steps: MaxStepsOpt = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest agent turn in tokens.")] = 160,
+    batch_size: BatchOpt = 16,
+    temperature: Annotated[float, typer.Option(help="0: greedy.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seeds --sample and sampling.")] = 1234,
+    corpus: CorpusOpt = None,
+    search_url: SearchUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Run the agent on a task's problems (asking for a successful trajectory) and check its answers."""
+    from likra.nat.runs import AgentEvalConfig, evaluate_agent
+
+    started = time.perf_counter()
+    config = AgentEvalConfig(
+        task=task,
+        model=model,
+        checkpoint=checkpoint,
+        split=split,
+        limit=limit,
+        sample=sample,
+        template=template,
+        max_steps=max_steps,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        temperature=temperature,
+        seed=seed,
+        dtype=dtype,
+        data_dir=data_dir,
+        corpus=_str_list(corpus),
+        search_url=search_url,
+    )
+    results = evaluate_agent(config, out, progress=progress_bar)
+    _print_agent_metrics(f"{results['task']} · {results['split']} · template {results['template']}", results["metrics"])
+    console.print(f"written: {out}/results.json, items.jsonl ({time.perf_counter() - started:.0f} s)")
+    log_command(out, sys.argv[1:], time.perf_counter() - started)
+
+
+@nat_app.command("collect")
+def nat_collect(
+    out: Annotated[str, typer.Option(help="Folder: positive.jsonl, negative.jsonl, collect.json, t-<T>/.")],
+    task: AgentTaskOpt = "gsm8k",
+    model: ModelOpt = "smollm2-135m",
+    split: Annotated[str | None, typer.Option(help="Default: the task's training split.")] = None,
+    limit: LimitOpt = None,
+    sample: SampleOpt = None,
+    temperatures: Annotated[str, typer.Option(help="Comma-separated sampling temperatures (0: greedy).")] = "0,0.7,1",
+    max_steps: MaxStepsOpt = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest agent turn in tokens.")] = 160,
+    batch_size: BatchOpt = 16,
+    seed: Annotated[int, typer.Option(help="Seeds --sample and sampling.")] = 1234,
+    corpus: CorpusOpt = None,
+    search_url: SearchUrlOpt = None,
+    data_dir: DataDirOpt = None,
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Sample trajectories with the task's tools at several temperatures, check them, and write NAT data."""
+    from likra.nat.runs import CollectConfig, collect
+
+    started = time.perf_counter()
+    try:
+        temps = [float(t) for t in _str_list(temperatures)]
+    except ValueError:
+        raise LikraError(f"--temperatures {temperatures}: expected comma-separated numbers") from None
+    if not temps or any(t < 0 for t in temps):
+        raise LikraError(f"--temperatures {temperatures}: give one or more numbers, 0 or more")
+    config = CollectConfig(
+        task=task,
+        model=model,
+        split=split,
+        limit=limit,
+        sample=sample,
+        temperatures=temps,
+        max_steps=max_steps,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+        dtype=dtype,
+        data_dir=data_dir,
+        corpus=_str_list(corpus),
+        search_url=search_url,
+    )
+    summary = collect(config, out, progress=progress_bar)
+    for temp, metrics in summary["per_temperature"].items():
+        _print_agent_metrics(f"temperature {temp}", metrics)
+    console.print(
+        f"{summary['positives']} positives ({summary['problems_solved']} of {summary['problems']} problems solved), "
+        f"{summary['negatives']} negatives: {out}/positive.jsonl, negative.jsonl"
+    )
+    log_command(out, sys.argv[1:], time.perf_counter() - started)
+
+
 def _quiet_libraries() -> None:
     """Our progress bar and tables are the output; transformers' per-load bars and advice are noise here.
 

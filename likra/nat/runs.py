@@ -1,0 +1,285 @@
+"""Agents at work: load a trained agent, give it its task's tools, and run it over problems in resumable
+chunks, either to measure it (``evaluate_agent``) or to build NAT data for a new task (``collect``)."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from likra.errors import LikraError
+from likra.models import LoadedModel, load_model
+from likra.nat.agent import HFGenerator, run_agent, summarize
+from likra.nat.tasks import AgentTask, Problem, get_agent_task, load_problems, read_rows
+from likra.nat.templates import check_template
+from likra.nat.tools import BM25Search, HTTPSearch, Search, ToolError, calculate, strategyqa_corpus
+from likra.nat.trajectories import Trajectory, read_trajectories, write_jsonl
+from likra.training import FULL, _quiet_peft, check_base_model
+
+NAT_RELEASE = {"strategyqa": ("strategyqa_gpt-3.5_positive.json", "strategyqa_gpt-3.5_negative.json")}
+
+
+# --- the agent and its tools ------------------------------------------------------------------------
+
+
+def load_agent(model: str, checkpoint: str | None, dtype: str = "auto") -> tuple[LoadedModel, dict[str, Any]]:
+    """The base model, or a NAT checkpoint's agent (its LoRA merged into the weights, for fast generation)."""
+    if checkpoint is None:
+        return load_model(model, dtype=dtype), {}
+    from likra.training import read_manifest
+
+    step, manifest = read_manifest(checkpoint)
+    if manifest.get("format") != "likra-nat-checkpoint":
+        raise LikraError(f"--checkpoint {checkpoint}: not a NAT checkpoint (a Likra one? use likra eval)")
+    if manifest["heads"] == [FULL]:
+        return load_model(str(step / FULL), dtype=dtype), {**manifest, "checkpoint": str(step)}
+    from peft import PeftModel
+
+    loaded = load_model(manifest["base_model"]["path"], dtype=dtype)
+    check_base_model(loaded, step)
+    with _quiet_peft():
+        merged = PeftModel.from_pretrained(loaded.model, str(step / manifest["heads"][0])).merge_and_unload()
+    loaded.model = merged.eval()
+    return loaded, {**manifest, "checkpoint": str(step)}
+
+
+def read_corpus(path: str) -> list[str]:
+    """Passages for offline search: a text file (one per line) or JSONL rows with a ``text`` field."""
+    file = Path(path)
+    if file.suffix not in (".jsonl", ".json"):
+        try:
+            return [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except FileNotFoundError:
+            raise LikraError(f"--corpus {path}: file not found") from None
+    passages = []
+    for number, row in read_rows(file):
+        if not isinstance(row.get("text"), str):
+            raise LikraError(f"--corpus {path}: row {number} has no 'text' string")
+        passages.append(row["text"])
+    return passages
+
+
+def make_tools(
+    task: AgentTask, data_dir: str | None = None, corpus: Sequence[str] = (), search_url: str | None = None, k: int = 3
+) -> dict[str, Callable[[str], str]]:
+    """The task's tool. Search runs over ``search_url`` when given, else BM25 over ``corpus`` files, plus for
+    StrategyQA its training questions' facts and the passages recorded in the NAT release's trajectories."""
+    if task.tool == "calculator":
+        return {"calculator": calculate}
+    if search_url:
+        return {"search": Search(HTTPSearch(search_url), k)}
+    passages = [p for path in corpus for p in read_corpus(path)]
+    if task.name == "strategyqa":
+        train = load_problems(task, "train", data_dir)
+        observations = []
+        folder = _release_folder(task, data_dir)
+        for name in NAT_RELEASE["strategyqa"] if folder else ():
+            for trajectory in read_trajectories(folder / name, train):
+                observations += [t.content for t in trajectory.turns if t.role == "user"]
+        passages += strategyqa_corpus(train, observations)
+    if not passages:
+        raise LikraError(f"task {task.name}: search needs --corpus FILE or --search-url URL")
+    try:
+        return {"search": Search(BM25Search(passages), k)}
+    except ToolError as err:
+        raise LikraError(f"--corpus: {err}") from None
+
+
+def _release_folder(task: AgentTask, data_dir: str | None) -> Path | None:
+    from likra.data.tasks import data_dir_from
+
+    folder = data_dir_from(data_dir)
+    return folder / task.folder if folder is not None and (folder / task.folder).is_dir() else None
+
+
+# --- resumable runs over problems -------------------------------------------------------------------
+
+
+def pick_problems(problems: list[Problem], limit: int | None, sample: int | None, seed: int) -> list[Problem]:
+    """The first ``limit`` problems, or a seeded sample of ``sample`` kept in file order."""
+    if limit is not None and sample is not None:
+        raise LikraError("--limit and --sample: give one of them")
+    if sample is not None and sample < len(problems):
+        chosen = set(random.Random(f"{seed}:sample").sample(range(len(problems)), sample))
+        return [p for i, p in enumerate(problems) if i in chosen]
+    return problems[:limit] if limit is not None else problems
+
+
+def run_chunks(
+    problems: Sequence[Problem],
+    folder: Path,
+    run: Callable[[Sequence[Problem]], list[Trajectory]],
+    chunk: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> list[Trajectory]:
+    """Run ``run`` over the problems ``chunk`` at a time, each chunk's trajectories saved as it finishes, so a
+    re-run (or a run killed midway) redoes nothing finished."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out: list[Trajectory] = []
+    for start in range(0, len(problems), chunk):
+        part = problems[start : start + chunk]
+        path = folder / f"part-{start:05d}.jsonl"
+        ids = [p.id for p in part]
+        if path.is_file():
+            done = read_trajectories(path)
+            if [t.id for t in done] == ids:
+                out += done
+                if progress is not None:
+                    progress(len(part))
+                continue
+        found = run(part)
+        write_jsonl(path, found)
+        out += found
+        if progress is not None:
+            progress(len(part))
+    return out
+
+
+# ``progress(total, description)`` opens a progress display and yields ``advance(n)``; opened once the inputs are
+# checked, so an error is never printed over a bar.
+ProgressFactory = Callable[[int, str], AbstractContextManager[Callable[[int], None]]]
+
+
+def _no_progress(total: int, description: str) -> AbstractContextManager[Callable[[int], None] | None]:
+    return nullcontext(None)
+
+
+RESUME_FREE = ("limit", "sample", "data_dir", "batch_size")  # options that do not change a finished chunk
+
+
+def claim_folder(out: Path, config: dict[str, Any]) -> None:
+    """Record the run's options in ``out/options.json``; refuse a folder holding a run with other options (its
+    finished chunks would otherwise be mixed with new ones)."""
+    path = out / "options.json"
+    kept = {k: v for k, v in config.items() if k not in RESUME_FREE}
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        changed = sorted(k for k in set(previous) | set(kept) if previous.get(k) != kept.get(k))
+        if changed:
+            raise LikraError(f"--out {out}: holds a run with other options ({', '.join(changed)}); pick a new folder")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(kept, indent=2) + "\n")
+
+
+@dataclass
+class AgentEvalConfig:
+    """``likra nat eval`` options."""
+
+    task: str = "strategyqa"
+    model: str = "smollm2-135m"
+    checkpoint: str | None = None
+    split: str | None = None
+    limit: int | None = None
+    sample: int | None = None
+    template: str | None = None  # default: the checkpoint's, else negative-aware
+    max_steps: int = 8
+    max_new_tokens: int = 160
+    batch_size: int = 16
+    temperature: float = 0.0
+    seed: int = 1234
+    dtype: str = "auto"
+    data_dir: str | None = None
+    corpus: list[str] = field(default_factory=list)
+    search_url: str | None = None
+
+
+def evaluate_agent(
+    config: AgentEvalConfig, out: str | Path, progress: ProgressFactory = _no_progress
+) -> dict[str, Any]:
+    """Run the agent on the problems and write ``out/results.json`` and ``out/items.jsonl`` (every trajectory)."""
+    out = Path(out)
+    task = get_agent_task(config.task)
+    problems = pick_problems(
+        load_problems(task, config.split, config.data_dir), config.limit, config.sample, config.seed
+    )
+    loaded, manifest = load_agent(config.model, config.checkpoint, config.dtype)
+    template = check_template(config.template or manifest.get("template") or "negative-aware")
+    tools = make_tools(task, config.data_dir, config.corpus, config.search_url)
+    claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
+    generate = HFGenerator(loaded.model, loaded.tokenizer, config.max_new_tokens, config.batch_size)
+
+    def run(part: Sequence[Problem]) -> list[Trajectory]:
+        return run_agent(generate, part, task, tools, template, config.max_steps, config.temperature, config.seed)
+
+    with progress(len(problems), "episodes") as advance:
+        trajectories = run_chunks(problems, out / "parts", run, progress=advance)
+    write_jsonl(out / "items.jsonl", trajectories)
+    results = {
+        "task": task.name,
+        "split": config.split or task.default_split,
+        "template": template,
+        "metrics": summarize(trajectories),
+        "config": asdict(config),
+        "checkpoint": manifest.get("checkpoint"),
+        "model": loaded.name,
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+@dataclass
+class CollectConfig:
+    """``likra nat collect`` options."""
+
+    task: str = "gsm8k"
+    model: str = "smollm2-135m"
+    split: str | None = None  # default: the task's training split
+    limit: int | None = None
+    sample: int | None = None
+    temperatures: list[float] = field(default_factory=lambda: [0.0, 0.7, 1.0])
+    max_steps: int = 8
+    max_new_tokens: int = 160
+    batch_size: int = 16
+    seed: int = 1234
+    dtype: str = "auto"
+    data_dir: str | None = None
+    corpus: list[str] = field(default_factory=list)
+    search_url: str | None = None
+
+
+def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = _no_progress) -> dict[str, Any]:
+    """Sample one trajectory per problem and temperature with the task's tools (no prefix: the plain prompt),
+    check each, and write ``out/positive.jsonl`` and ``out/negative.jsonl``: NAT data for ``likra nat train``."""
+    out = Path(out)
+    task = get_agent_task(config.task)
+    split = config.split or task.train_split
+    if split is None:
+        raise LikraError(f"--task {task.name}: has no training split to collect on; pass --split")
+    problems = pick_problems(load_problems(task, split, config.data_dir), config.limit, config.sample, config.seed)
+    loaded, _ = load_agent(config.model, None, config.dtype)
+    tools = make_tools(task, config.data_dir, config.corpus, config.search_url)
+    claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
+    generate = HFGenerator(loaded.model, loaded.tokenizer, config.max_new_tokens, config.batch_size)
+    found: list[Trajectory] = []
+    with progress(len(problems) * len(config.temperatures), "episodes") as advance:
+        for temperature in config.temperatures:
+
+            def run(part: Sequence[Problem], t: float = temperature) -> list[Trajectory]:
+                return run_agent(generate, part, task, tools, "none", config.max_steps, t, config.seed)
+
+            found += run_chunks(problems, out / f"t-{temperature:g}", run, progress=advance)
+    positives = [t for t in found if t.reward]
+    negatives = [t for t in found if not t.reward]
+    write_jsonl(out / "positive.jsonl", positives)
+    write_jsonl(out / "negative.jsonl", negatives)
+    summary = {
+        "task": task.name,
+        "split": split,
+        "problems": len(problems),
+        "temperatures": config.temperatures,
+        "positives": len(positives),
+        "negatives": len(negatives),
+        "problems_solved": len({t.id for t in positives}),
+        "per_temperature": {
+            f"{t:g}": summarize([x for x in found if x.meta.get("temperature") == t]) for t in config.temperatures
+        },
+        "config": asdict(config),
+        "model": loaded.name,
+    }
+    (out / "collect.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

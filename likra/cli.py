@@ -626,6 +626,8 @@ MaxStepsOpt = Annotated[int, typer.Option(help="Most agent turns per episode.")]
 CorpusOpt = Annotated[str | None, typer.Option(help="Offline search passages: text or JSONL files, comma-separated.")]
 SearchUrlOpt = Annotated[str | None, typer.Option(help="An HTTP search service (GET ?q=&k= → JSON list).")]
 BatchOpt = Annotated[int, typer.Option(help="Episodes generated together.")]
+ShotsOpt = Annotated[int, typer.Option(help="Solved examples in the prompt (GSM8K: from its annotations).")]
+DemosOpt = Annotated[str | None, typer.Option(help="Trajectory file to draw the solved examples from.")]
 
 
 def _print_agent_metrics(title: str, metrics: dict) -> None:
@@ -727,6 +729,8 @@ def nat_eval(
     max_new_tokens: Annotated[int, typer.Option(help="Longest agent turn in tokens.")] = 160,
     batch_size: BatchOpt = 16,
     temperature: Annotated[float, typer.Option(help="0: greedy.")] = 0.0,
+    shots: ShotsOpt = 0,
+    demos: DemosOpt = None,
     seed: Annotated[int, typer.Option(help="Seeds --sample and sampling.")] = 1234,
     corpus: CorpusOpt = None,
     search_url: SearchUrlOpt = None,
@@ -749,6 +753,8 @@ def nat_eval(
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         temperature=temperature,
+        shots=shots,
+        demos=demos,
         seed=seed,
         dtype=dtype,
         data_dir=data_dir,
@@ -770,6 +776,8 @@ def nat_collect(
     limit: LimitOpt = None,
     sample: SampleOpt = None,
     temperatures: Annotated[str, typer.Option(help="Comma-separated sampling temperatures (0: greedy).")] = "0,0.7,1",
+    shots: ShotsOpt = 0,
+    demos: DemosOpt = None,
     max_steps: MaxStepsOpt = 8,
     max_new_tokens: Annotated[int, typer.Option(help="Longest agent turn in tokens.")] = 160,
     batch_size: BatchOpt = 16,
@@ -796,6 +804,8 @@ def nat_collect(
         limit=limit,
         sample=sample,
         temperatures=temps,
+        shots=shots,
+        demos=demos,
         max_steps=max_steps,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,

@@ -443,3 +443,33 @@ def test_nat_cli_errors(tmp_path, data_dir, release_sample):
         ),
         "none.txt",
     )
+
+
+# --- solved examples ----------------------------------------------------------------------------------
+
+
+def test_gsm8k_solutions_become_calculator_episodes(data_dir):
+    from likra.nat.demos import demo_picker, demonstration, gsm8k_gold
+
+    problem = load_problems("gsm8k", "train", data_dir)[0]
+    gold = gsm8k_gold(problem)
+    assert [t.content for t in gold.turns] == [
+        "Thought: Natalia sold 48/2 = 24 clips in May.\nAction: calculator[48/2]",
+        "Observation: 24",
+        "Thought: Natalia sold 48+24 = 72 clips altogether in April and May.\nAction: calculator[48+24]",
+        "Observation: 72",
+        "Action: finish[72]",
+    ]
+    assert demonstration(gold).startswith("Question: Natalia sold clips")
+    pick = demo_picker(get_agent_task("gsm8k"), 2, seed=1, data_dir=str(data_dir))
+    shown = pick(problem)
+    assert (
+        len(shown) == 2
+        and shown == pick(problem)
+        and all(not s.startswith(f"Question: {problem.question}") for s in shown)
+    )
+    model = Scripted(lambda c: "Action: finish[72]")
+    run_agent(model, [problem], get_agent_task("gsm8k"), {"calculator": calculate}, demos=pick)
+    assert "Solved examples:" in model.calls[0][0][0]["content"] and shown[0] in model.calls[0][0][0]["content"]
+    with pytest.raises(LikraError, match="--shots 2: task strategyqa has no built-in examples"):
+        demo_picker(get_agent_task("strategyqa"), 2, seed=1, data_dir=str(data_dir))

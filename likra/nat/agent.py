@@ -58,18 +58,25 @@ def run_agent(
     temperature: float = 0.0,
     seed: int = 1234,
     progress: Callable[[int], None] | None = None,
+    demos: Callable[[Problem], Sequence[str]] | None = None,
 ) -> list[Trajectory]:
     """Run one episode per problem and check its answer. Each trajectory's ``meta`` holds ``steps``,
     ``tool_errors``, ``invalid_actions``, ``stop``, ``temperature``; every agent turn is flagged for loss, so the
-    result can be training data as it is."""
+    result can be training data as it is. ``demos`` gives each problem's solved examples for the prompt."""
     episodes = [_Episode(p, []) for p in problems]
+    heads = {
+        e.problem.id: first_message(
+            e.problem.question, task.tool, task.checker, template, demos=demos(e.problem) if demos else ()
+        )
+        for e in episodes
+    }
     known = ", ".join(f"{name}[...]" for name in [*tools, "finish"])
     for step in range(max_steps):
         open_ = [e for e in episodes if e.stop is None]
         if not open_:
             break
         conversations = [
-            [{"role": "user", "content": first_message(e.problem.question, task.tool, task.checker, template)}]
+            [{"role": "user", "content": heads[e.problem.id]}]
             + [{"role": t.role, "content": t.content} for t in e.turns]
             for e in open_
         ]

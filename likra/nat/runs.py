@@ -14,6 +14,7 @@ from typing import Any
 from likra.errors import LikraError
 from likra.models import LoadedModel, load_model
 from likra.nat.agent import HFGenerator, run_agent, summarize
+from likra.nat.demos import demo_picker
 from likra.nat.tasks import AgentTask, Problem, get_agent_task, load_problems, read_rows
 from likra.nat.templates import check_template
 from likra.nat.tools import BM25Search, HTTPSearch, Search, ToolError, calculate, strategyqa_corpus
@@ -181,6 +182,8 @@ class AgentEvalConfig:
     max_new_tokens: int = 160
     batch_size: int = 16
     temperature: float = 0.0
+    shots: int = 0  # solved examples in the prompt (see likra.nat.demos)
+    demos: str | None = None
     seed: int = 1234
     dtype: str = "auto"
     data_dir: str | None = None
@@ -200,11 +203,14 @@ def evaluate_agent(
     loaded, manifest = load_agent(config.model, config.checkpoint, config.dtype)
     template = check_template(config.template or manifest.get("template") or "negative-aware")
     tools = make_tools(task, config.data_dir, config.corpus, config.search_url)
+    demos = demo_picker(task, config.shots, config.seed, config.data_dir, config.demos)
     claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
     generate = HFGenerator(loaded.model, loaded.tokenizer, config.max_new_tokens, config.batch_size)
 
     def run(part: Sequence[Problem]) -> list[Trajectory]:
-        return run_agent(generate, part, task, tools, template, config.max_steps, config.temperature, config.seed)
+        return run_agent(
+            generate, part, task, tools, template, config.max_steps, config.temperature, config.seed, demos=demos
+        )
 
     with progress(len(problems), "episodes") as advance:
         trajectories = run_chunks(problems, out / "parts", run, progress=advance)
@@ -232,6 +238,8 @@ class CollectConfig:
     limit: int | None = None
     sample: int | None = None
     temperatures: list[float] = field(default_factory=lambda: [0.0, 0.7, 1.0])
+    shots: int = 0  # solved examples in the prompt (see likra.nat.demos)
+    demos: str | None = None
     max_steps: int = 8
     max_new_tokens: int = 160
     batch_size: int = 16
@@ -253,6 +261,7 @@ def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = 
     problems = pick_problems(load_problems(task, split, config.data_dir), config.limit, config.sample, config.seed)
     loaded, _ = load_agent(config.model, None, config.dtype)
     tools = make_tools(task, config.data_dir, config.corpus, config.search_url)
+    demos = demo_picker(task, config.shots, config.seed, config.data_dir, config.demos)
     claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
     generate = HFGenerator(loaded.model, loaded.tokenizer, config.max_new_tokens, config.batch_size)
     found: list[Trajectory] = []
@@ -260,7 +269,7 @@ def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = 
         for temperature in config.temperatures:
 
             def run(part: Sequence[Problem], t: float = temperature) -> list[Trajectory]:
-                return run_agent(generate, part, task, tools, "none", config.max_steps, t, config.seed)
+                return run_agent(generate, part, task, tools, "none", config.max_steps, t, config.seed, demos=demos)
 
             found += run_chunks(problems, out / f"t-{temperature:g}", run, progress=advance)
     positives = [t for t in found if t.reward]

@@ -39,11 +39,12 @@ def gsm8k_answer(text: str) -> str:
 
 
 def parse_math(row: dict[str, Any], default_id: str) -> Problem:
-    answer = field_of(row, "answer", (str, int, float))
-    answer = str(answer)
+    answer = str(field_of(row, "answer", (str, int, float)))
+    meta = {}
     if "####" in answer:
+        meta["solution"] = answer.rsplit("####", 1)[0].strip()  # GSM8K's worked solution (see likra.nat.demos)
         answer = gsm8k_answer(answer)
-    return Problem(_id(row, default_id), field_of(row, "question", str), answer)
+    return Problem(_id(row, default_id), field_of(row, "question", str), answer, meta)
 
 
 def parse_strategyqa(row: dict[str, Any], default_id: str) -> Problem:

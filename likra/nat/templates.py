@@ -68,10 +68,18 @@ def instruction(tool: str, checker: str) -> str:
 
 
 def first_message(
-    question: str, tool: str, checker: str, template: str, reward: bool = True, score: float = 1.0
+    question: str,
+    tool: str,
+    checker: str,
+    template: str,
+    reward: bool = True,
+    score: float = 1.0,
+    demos: Sequence[str] = (),
 ) -> str:
+    """The instruction, solved examples if any, the template's prefix, and the question."""
     lead = prefix(template, reward, score)
-    parts = [instruction(tool, checker), lead, f"Question: {question.strip()}"]
+    shown = "Solved examples:\n\n" + "\n\n".join(demos) if demos else ""
+    parts = [instruction(tool, checker), shown, lead, f"Question: {question.strip()}"]
     return "\n\n".join(p for p in parts if p)
 
 

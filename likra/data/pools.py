@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from likra.data.items import MCItem, read_jsonl
-from likra.data.tasks import TaskSpec, _parse_rows, get_task, load_items
+from likra.data.tasks import TaskSpec, get_task, load_items, numbered, parse_rows
 from likra.errors import LikraError
 
 # Each built-in task's pool: the (task, split) files it is drawn from, given the evaluation split.
@@ -92,7 +92,7 @@ def training_pool(
             held_names.append(f"{name}/{split}")
     if train_file is not None:
         path = Path(train_file).expanduser()
-        items = _parse_rows(spec, read_jsonl(path), str(path), "train")
+        items = parse_rows(spec.parse, numbered(str(path), read_jsonl(path)), str(path), "train")
         sources = [str(path)]
     elif spec.name in POOL_SOURCES:
         items, sources = [], []

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from likra.data.items import MCItem, RowError, checked_item, field_of, read_jsonl
 from likra.errors import LikraError
+
+T = TypeVar("T")
 
 DATA_DIR_ENV = "LIKRA_DATA_DIR"
 
@@ -212,16 +214,38 @@ def data_dir_from(option: str | Path | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def _parse_rows(task: TaskSpec, rows: Iterable[tuple[int, dict[str, Any]]], where: str, split: str) -> list[MCItem]:
-    items = []
-    for number, row in rows:
+def parse_rows(
+    parse: Callable[[dict[str, Any], str], T], rows: Iterable[tuple[str, dict[str, Any]]], where: str, split: str
+) -> list[T]:
+    """Parse ``(place, row)`` pairs (place: ``file:line`` or alike, named in errors); ``where`` names the source."""
+    items: list[T] = []
+    for place, row in rows:
         try:
-            items.append(task.parse(row, f"{split}-{len(items)}"))
+            items.append(parse(row, f"{split}-{len(items)}"))
         except RowError as err:
-            raise LikraError(f"{where}:{number}: {err}") from None
+            raise LikraError(f"{place}: {err}") from None
     if not items:
         raise LikraError(f"{where}: no items")
     return items
+
+
+def numbered(where: str, rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    return ((f"{where}:{number}", row) for number, row in rows)
+
+
+def hub_rows(task: str, hub: tuple[str, str | None], split: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A Hub dataset's rows for users who are online (``datasets``), or one clear error when it cannot load."""
+    import datasets
+
+    path, name = hub
+    try:
+        rows = datasets.load_dataset(path, name, split=split)
+    except Exception as err:  # datasets raises many types when offline; all mean "not reachable"
+        raise LikraError(
+            f"task {task}: no --data-dir / ${DATA_DIR_ENV} given and the Hub dataset {path} could not be "
+            f"loaded ({type(err).__name__})"
+        ) from None
+    return numbered(f"hub:{path}/{split}", enumerate(rows, start=1))
 
 
 def load_items(task: TaskSpec | str, split: str | None = None, data_dir: str | Path | None = None) -> list[MCItem]:
@@ -232,7 +256,7 @@ def load_items(task: TaskSpec | str, split: str | None = None, data_dir: str | P
         raise LikraError(f"--split {split}: task {task.name} has splits {', '.join(task.files)}")
     if task.name.startswith("jsonl:"):
         path = Path(task.folder) / task.files[split]
-        return _parse_rows(task, read_jsonl(path), str(path), split)
+        return parse_rows(task.parse, numbered(str(path), read_jsonl(path)), str(path), split)
     folder = data_dir_from(data_dir)
     if folder is not None:
         path = folder / task.folder / task.files[split]
@@ -241,21 +265,7 @@ def load_items(task: TaskSpec | str, split: str | None = None, data_dir: str | P
                 f"{path}: data file not found (--data-dir / ${DATA_DIR_ENV} should be the folder holding "
                 f"{task.folder}/)"
             )
-        return _parse_rows(task, read_jsonl(path), str(path), split)
-    return _load_from_hub(task, split)
-
-
-def _load_from_hub(task: TaskSpec, split: str) -> list[MCItem]:
+        return parse_rows(task.parse, numbered(str(path), read_jsonl(path)), str(path), split)
     if split not in task.hub_splits:
         raise LikraError(f"--split {split}: not available from the Hub for {task.name}; use --data-dir")
-    import datasets
-
-    path, name = task.hub
-    try:
-        rows = datasets.load_dataset(path, name, split=task.hub_splits[split])
-    except Exception as err:  # datasets raises many types when offline; all mean "not reachable"
-        raise LikraError(
-            f"task {task.name}: no --data-dir / ${DATA_DIR_ENV} given and the Hub dataset {path} could not be "
-            f"loaded ({type(err).__name__})"
-        ) from None
-    return _parse_rows(task, enumerate(rows, start=1), f"hub:{path}/{split}", split)
+    return parse_rows(task.parse, hub_rows(task.name, task.hub, task.hub_splits[split]), f"hub:{task.hub[0]}", split)

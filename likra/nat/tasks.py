@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from likra.data.items import RowError, field_of, read_jsonl
-from likra.data.tasks import DATA_DIR_ENV, data_dir_from
+from likra.data.tasks import DATA_DIR_ENV, data_dir_from, hub_rows, parse_rows
 from likra.errors import LikraError
 
 
@@ -142,18 +142,6 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, row
 
 
-def _parse(task: AgentTask, rows: Iterator[tuple[int, dict[str, Any]]], where: str, split: str) -> list[Problem]:
-    problems = []
-    for number, row in rows:
-        try:
-            problems.append(task.parse(row, f"{split}-{len(problems)}"))
-        except RowError as err:
-            raise LikraError(f"{where}: row {number}: {err}") from None
-    if not problems:
-        raise LikraError(f"{where}: no problems")
-    return problems
-
-
 def load_problems(task: AgentTask | str, split: str | None = None, data_dir: str | Path | None = None) -> list[Problem]:
     """One split of an agent task, from local files when a data folder is known, else from the Hub."""
     task = get_agent_task(task) if isinstance(task, str) else task
@@ -165,16 +153,8 @@ def load_problems(task: AgentTask | str, split: str | None = None, data_dir: str
         path = folder / task.folder / task.files[split]
         if not path.is_file():
             raise LikraError(f"{path}: data file not found (--data-dir / ${DATA_DIR_ENV} should hold {task.folder}/)")
-        return _parse(task, read_rows(path), str(path), split)
+        rows = ((f"{path}: row {number}", row) for number, row in read_rows(path))
+        return parse_rows(task.parse, rows, str(path), split)
     if task.hub is None or split not in task.hub_splits:
         raise LikraError(f"task {task.name}: no --data-dir / ${DATA_DIR_ENV} given, and it has no Hub source")
-    import datasets
-
-    name, config = task.hub
-    try:
-        rows = datasets.load_dataset(name, config, split=task.hub_splits[split])
-    except Exception as err:  # datasets raises many types when offline; all mean "not reachable"
-        raise LikraError(
-            f"task {task.name}: the Hub dataset {name} could not be loaded ({type(err).__name__})"
-        ) from None
-    return _parse(task, enumerate(rows, start=1), f"hub:{name}/{split}", split)
+    return parse_rows(task.parse, hub_rows(task.name, task.hub, task.hub_splits[split]), f"hub:{task.hub[0]}", split)

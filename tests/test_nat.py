@@ -374,6 +374,11 @@ def test_nat_training_writes_a_plain_peft_adapter(tmp_path, tokenizer, tiny_mode
     assert manifest["data"]["positives"] == 6 and manifest["template"] == "negative-aware"
     adapted = PeftModel.from_pretrained(tiny_llama(len(tokenizer)), str(step / "agent"))  # plain peft loads it
     assert adapted.peft_config["default"].r == 16
+    config = AgentEvalConfig(checkpoint=str(tmp_path / "run"), limit=2, max_steps=1, max_new_tokens=4,
+                             data_dir=str(data_dir))  # fmt: skip
+    results = evaluate_agent(config, tmp_path / "eval")
+    assert results["checkpoint"] == str(step) and results["template"] == "negative-aware"
+    assert results["metrics"]["n"] == 2
     only_pos = select_trajectories(NATConfig(pos=[str(pos)], neg=[str(neg)], neg_num=0, data_dir=str(data_dir)))
     assert (only_pos.positives, only_pos.negatives) == (6, 0)
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The NAT experiments under results/nat/ (README "NAT results"), every number from a command below.
+# Run from the repository root after `make install`. Resumable: training resumes from its last checkpoint
+# (--resume) and evaluation from its last finished chunk of 32 problems; re-run after an interruption.
+# Agents train in float32 and generate in bfloat16 (greedy).
+set -euo pipefail
+export HF_HUB_OFFLINE=1 LIKRA_DATA_DIR="${LIKRA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
+likra=.venv/bin/likra
+out=${OUT:-out/nat}
+release="$LIKRA_DATA_DIR/nat/strategyqa/strategyqa_gpt-3.5"
+eval_opts=(--sample 200 --seed 1234 --max-steps 6 --dtype bfloat16)
+
+train() {  # name, then options
+    local name=$1; shift
+    [ -f "$out/sqa/$name/step-done" ] && return 0
+    $likra nat train --task strategyqa --out "$out/sqa/$name" --pos "$release"_positive.json \
+        --neg "$release"_negative.json --save-at 256,512 --resume "$@"
+    touch "$out/sqa/$name/step-done"
+}
+
+# StrategyQA, GPT-3.5 trajectories of the NAT release (825 positives and 990 negatives once the 511 trajectories
+# of test questions are dropped), scored on a seeded sample of 200 of test_random_500.
+$likra nat eval --task strategyqa --template none --out "$out/sqa/base/eval" "${eval_opts[@]}"
+train pos-only --neg-num 0 --template none
+train nat --template negative-aware
+train mix --template none
+for name in pos-only nat mix; do
+    $likra nat eval --task strategyqa --checkpoint "$out/sqa/$name" --out "$out/sqa/$name/eval" "${eval_opts[@]}"
+done

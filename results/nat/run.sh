@@ -10,12 +10,10 @@ out=${OUT:-out/nat}
 release="$LIKRA_DATA_DIR/nat/strategyqa/strategyqa_gpt-3.5"
 eval_opts=(--sample 200 --seed 1234 --max-steps 6 --dtype bfloat16)
 
-train() {  # name, then options
+train() {  # name, then options; --resume on a finished run only replays its schedule
     local name=$1; shift
-    [ -f "$out/sqa/$name/step-done" ] && return 0
     $likra nat train --task strategyqa --out "$out/sqa/$name" --pos "$release"_positive.json \
-        --neg "$release"_negative.json --save-at 256,512 --resume "$@"
-    touch "$out/sqa/$name/step-done"
+        --neg "$release"_negative.json --save-at 256,512,1024 --resume "$@"
 }
 
 # StrategyQA, GPT-3.5 trajectories of the NAT release (825 positives and 990 negatives once the 511 trajectories

@@ -41,6 +41,7 @@ def cut_turn(text: str) -> str:
 @dataclass
 class _Episode:
     problem: Problem
+    prompt: str  # the first message: instruction, solved examples, prefix, question
     turns: list[Turn]
     prediction: str | None = None
     stop: str | None = None  # "finish" or "max_steps"
@@ -57,27 +58,22 @@ def run_agent(
     max_steps: int = 8,
     temperature: float = 0.0,
     seed: int = 1234,
-    progress: Callable[[int], None] | None = None,
     demos: Callable[[Problem], Sequence[str]] | None = None,
 ) -> list[Trajectory]:
     """Run one episode per problem and check its answer. Each trajectory's ``meta`` holds ``steps``,
     ``tool_errors``, ``invalid_actions``, ``stop``, ``temperature``; every agent turn is flagged for loss, so the
     result can be training data as it is. ``demos`` gives each problem's solved examples for the prompt."""
-    episodes = [_Episode(p, []) for p in problems]
-    heads = {
-        e.problem.id: first_message(
-            e.problem.question, task.tool, task.checker, template, demos=demos(e.problem) if demos else ()
-        )
-        for e in episodes
-    }
+    episodes = [
+        _Episode(p, first_message(p.question, task.tool, task.checker, template, demos=demos(p) if demos else ()), [])
+        for p in problems
+    ]
     known = ", ".join(f"{name}[...]" for name in [*tools, "finish"])
     for step in range(max_steps):
         open_ = [e for e in episodes if e.stop is None]
         if not open_:
             break
         conversations = [
-            [{"role": "user", "content": heads[e.problem.id]}]
-            + [{"role": t.role, "content": t.content} for t in e.turns]
+            [{"role": "user", "content": e.prompt}] + [{"role": t.role, "content": t.content} for t in e.turns]
             for e in open_
         ]
         replies = generate(conversations, temperature, seed + step)
@@ -102,8 +98,6 @@ def run_agent(
             episode.turns.append(Turn("user", f"Observation: {observation}", False))
             if step == max_steps - 1:
                 episode.stop = "max_steps"
-        if progress is not None:
-            progress(step)
     results = []
     for e in episodes:
         verdict = check(task.checker, e.prediction, e.problem.answer)

@@ -236,7 +236,7 @@ def attach_heads(model: Any, config: LoopConfig, heads: Sequence[str]) -> Any:
     )
     try:
         with (
-            _quiet_peft(),
+            quiet_peft(),
             torch.random.fork_rng(devices=[]),
         ):  # peft draws the initial A matrices from the global generator
             torch.manual_seed(config.seed)
@@ -252,7 +252,7 @@ def attach_heads(model: Any, config: LoopConfig, heads: Sequence[str]) -> Any:
 
 
 @contextmanager
-def _quiet_peft() -> Iterator[None]:
+def quiet_peft() -> Iterator[None]:
     """peft 0.21 asks transformers 5 a deprecated question on every wrap; the warning is theirs, not the user's."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*deprecated", category=FutureWarning)
@@ -625,7 +625,7 @@ def load_heads(loaded: LoadedModel, path: str | Path) -> tuple[Any, dict[str, An
 
     checkpoint, manifest = check_base_model(loaded, path)
     heads = [h for h in manifest["heads"] if (checkpoint / h).is_dir()]
-    with _quiet_peft():
+    with quiet_peft():
         model = PeftModel.from_pretrained(loaded.model, str(checkpoint / heads[0]), adapter_name=heads[0])
         for head in heads[1:]:
             model.load_adapter(str(checkpoint / head), adapter_name=head)

@@ -19,7 +19,7 @@ from likra.nat.tasks import AgentTask, Problem, get_agent_task, load_problems, r
 from likra.nat.templates import check_template
 from likra.nat.tools import BM25Search, HTTPSearch, Search, ToolError, calculate, strategyqa_corpus
 from likra.nat.trajectories import Trajectory, read_trajectories, write_jsonl
-from likra.training import FULL, _quiet_peft, check_base_model
+from likra.training import FULL, check_base_model, quiet_peft
 
 NAT_RELEASE = {"strategyqa": ("strategyqa_gpt-3.5_positive.json", "strategyqa_gpt-3.5_negative.json")}
 
@@ -42,7 +42,7 @@ def load_agent(model: str, checkpoint: str | None, dtype: str = "auto") -> tuple
 
     loaded = load_model(manifest["base_model"]["path"], dtype=dtype)
     check_base_model(loaded, step)
-    with _quiet_peft():
+    with quiet_peft():
         merged = PeftModel.from_pretrained(loaded.model, str(step / manifest["heads"][0])).merge_and_unload()
     loaded.model = merged.eval()
     return loaded, {**manifest, "checkpoint": str(step)}

@@ -478,3 +478,18 @@ def test_gsm8k_solutions_become_calculator_episodes(data_dir):
     assert "Solved examples:" in model.calls[0][0][0]["content"] and shown[0] in model.calls[0][0][0]["content"]
     with pytest.raises(LikraError, match="--shots 2: task strategyqa has no built-in examples"):
         demo_picker(get_agent_task("strategyqa"), 2, seed=1, data_dir=str(data_dir))
+
+
+def test_collect_writes_checked_trajectories_per_temperature(tmp_path, tiny_model_dir, data_dir):
+    from likra.nat.runs import CollectConfig, collect
+
+    config = CollectConfig(
+        model=str(tiny_model_dir), limit=2, temperatures=[0.0, 1.0], shots=1, max_steps=1, max_new_tokens=4,
+        data_dir=str(data_dir),
+    )  # fmt: skip
+    summary = collect(config, tmp_path / "c")
+    found = read_trajectories(tmp_path / "c" / "negative.jsonl")  # a random model solves nothing
+    assert summary["problems"] == 2 and summary["negatives"] == 4 and summary["positives"] == 0
+    assert sorted(t.meta["temperature"] for t in found) == [0.0, 0.0, 1.0, 1.0]
+    assert (tmp_path / "c" / "positive.jsonl").read_text() == ""
+    assert set(summary["per_temperature"]) == {"0", "1"}

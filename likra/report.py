@@ -255,17 +255,31 @@ def _rows_table(rows: Sequence[dict[str, Any]], key: str, value: str = "accuracy
     return header, lines
 
 
+def _p_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Paired significance of Likra at each number of examples: one line per seed and comparison."""
+    likra = [r for r in rows if r["method"] == "likra" and r["examples"] > 0]
+    examples = sorted({r["examples"] for r in likra})
+    lines = []
+    for seed in sorted({r["seed"] for r in likra}):
+        for other in ("sft", "sft_calibrated"):
+            by_n = {r["examples"]: r.get(f"p_vs_{other}") for r in likra if r["seed"] == seed}
+            cells = [f"{by_n[x]:.2g}" if by_n.get(x) is not None else "" for x in examples]
+            lines.append([f"seed {seed} vs {other}", *cells])
+    return ["Likra", *(str(x) for x in examples)], lines
+
+
 def _tables(name: str, summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     rows = summary.get("rows", [])
     if not rows:
         return []
     if name == "curve":
-        sets = dict.fromkeys((r["task"], r["split"]) for r in rows)
-        return [
-            (f"{task} {split}: mean accuracy across seeds",
-             *_rows_table([r for r in rows if (r["task"], r["split"]) == (task, split)], "method"))
-            for task, split in sets
-        ]  # fmt: skip
+        tables = []
+        for task, split in dict.fromkeys((r["task"], r["split"]) for r in rows):
+            part = [r for r in rows if (r["task"], r["split"]) == (task, split)]
+            tables.append((f"{task} {split}: mean accuracy across seeds", *_rows_table(part, "method")))
+            tables.append((f"{task} {split}: exact McNemar p of Likra against SFT and calibrated SFT, per seed",
+                           *_p_table(part)))  # fmt: skip
+        return tables
     if name == "ablate":
         return [
             ("Likra acc_norm by kind of negative", *_rows_table([r for r in rows if r["method"] == "likra"], "kind"))

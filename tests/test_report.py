@@ -33,6 +33,7 @@ def test_report_embeds_figures_tables_commands_and_environment(experiment):
     page = html_path.read_text()
     assert page.count("data:image/png;base64,") == 1 and "src='curve.png'" not in page  # self-contained
     assert "<th>method</th>" in page and "<td>sft_calibrated</td>" in page
+    assert "exact McNemar p of Likra" in page and "<td>seed 1 vs sft_calibrated</td>" in page
     assert "likra curve --max-n 8" in page and "12 s" in page
     assert "torch" in page and "transformers" in page
     markdown = md_path.read_text()

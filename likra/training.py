@@ -290,9 +290,14 @@ def token_loss(model: Any, examples: Sequence[Example]) -> tuple[torch.Tensor, i
     return loss, len(targets)
 
 
+def answer_example(context: list[int], answer: list[int]) -> Example:
+    """A (context, answer) pair as an example trained on its answer tokens only (question masked, no EOS)."""
+    return context + answer, [False] * len(context) + [True] * len(answer)
+
+
 def answer_loss(model: Any, examples: Sequence[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, int]:
-    """``token_loss`` of (context, answer) pairs: the answer tokens only (question masked, no EOS)."""
-    return token_loss(model, [(c + a, [False] * len(c) + [True] * len(a)) for c, a in examples])
+    """``token_loss`` of (context, answer) pairs."""
+    return token_loss(model, [answer_example(c, a) for c, a in examples])
 
 
 def encode_examples(
@@ -407,15 +412,13 @@ def train(
     _prepare_out(out, resume)  # refuse a wrong folder before the (possibly slow) data building
     data = data or build_training_set(config, loaded)
     tokenizer = loaded.tokenizer
-    positive = [
-        (c + a, [False] * len(c) + [True] * len(a))
-        for c, a in encode_examples(tokenizer, data.positive, config.max_length)
-    ]
-    negative = [
-        [(c + a, [False] * len(c) + [True] * len(a)) for c, a in encode_examples(tokenizer, pairs, config.max_length)]
-        for pairs in data.negative
-    ]
-    examples = {"positive": [[e] for e in positive], "negative": negative}
+    examples = {  # per question: the positive head's one example, the negative head's (possibly several)
+        "positive": [[answer_example(*e)] for e in encode_examples(tokenizer, data.positive, config.max_length)],
+        "negative": [
+            [answer_example(*e) for e in encode_examples(tokenizer, pairs, config.max_length)]
+            for pairs in data.negative
+        ],
+    }
     manifest = {
         "format": "likra-checkpoint",
         "format_version": 1,

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from likra import __version__
 from likra.data import build_requests, get_task, load_items
@@ -20,6 +20,8 @@ from likra.metrics import NORMS, ItemScores, available_modes, check_norm, summar
 from likra.models import LoadedModel
 from likra.scoring import LogLikelihood, Scorer
 from likra.training import load_heads
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -47,7 +49,8 @@ class EvalResult:
     items: list[ItemScores]
 
 
-def select_items(items: list[MCItem], limit: int | None, sample: int | None, seed: int) -> list[MCItem]:
+def select_items(items: list[T], limit: int | None, sample: int | None, seed: int) -> list[T]:
+    """The first ``limit`` items, or a seeded sample of ``sample`` kept in file order (questions or problems)."""
     if limit is not None and sample is not None:
         raise LikraError("--limit and --sample exclude each other")
     for name, value in (("--limit", limit), ("--sample", sample)):

@@ -4,14 +4,15 @@ chunks, either to measure it (``evaluate_agent``) or to build NAT data for a new
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from likra.data.tasks import data_dir_from
 from likra.errors import LikraError
+from likra.evaluation import select_items
 from likra.models import LoadedModel, load_model
 from likra.nat.agent import HFGenerator, run_agent, summarize
 from likra.nat.demos import demo_picker
@@ -19,7 +20,7 @@ from likra.nat.tasks import AgentTask, Problem, get_agent_task, load_problems, r
 from likra.nat.templates import check_template
 from likra.nat.tools import BM25Search, HTTPSearch, Search, ToolError, calculate, strategyqa_corpus
 from likra.nat.trajectories import Trajectory, read_trajectories, write_jsonl
-from likra.training import FULL, check_base_model, quiet_peft
+from likra.training import FULL, check_base_model, quiet_peft, read_manifest
 
 NAT_RELEASE = {"strategyqa": ("strategyqa_gpt-3.5_positive.json", "strategyqa_gpt-3.5_negative.json")}
 
@@ -31,8 +32,6 @@ def load_agent(model: str, checkpoint: str | None, dtype: str = "auto") -> tuple
     """The base model, or a NAT checkpoint's agent (its LoRA merged into the weights, for fast generation)."""
     if checkpoint is None:
         return load_model(model, dtype=dtype), {}
-    from likra.training import read_manifest
-
     step, manifest = read_manifest(checkpoint)
     if manifest.get("format") != "likra-nat-checkpoint":
         raise LikraError(f"--checkpoint {checkpoint}: not a NAT checkpoint (a Likra one? use likra eval)")
@@ -91,23 +90,11 @@ def make_tools(
 
 
 def _release_folder(task: AgentTask, data_dir: str | None) -> Path | None:
-    from likra.data.tasks import data_dir_from
-
     folder = data_dir_from(data_dir)
     return folder / task.folder if folder is not None and (folder / task.folder).is_dir() else None
 
 
 # --- resumable runs over problems -------------------------------------------------------------------
-
-
-def pick_problems(problems: list[Problem], limit: int | None, sample: int | None, seed: int) -> list[Problem]:
-    """The first ``limit`` problems, or a seeded sample of ``sample`` kept in file order."""
-    if limit is not None and sample is not None:
-        raise LikraError("--limit and --sample: give one of them")
-    if sample is not None and sample < len(problems):
-        chosen = set(random.Random(f"{seed}:sample").sample(range(len(problems)), sample))
-        return [p for i, p in enumerate(problems) if i in chosen]
-    return problems[:limit] if limit is not None else problems
 
 
 def run_chunks(
@@ -168,27 +155,58 @@ def claim_folder(out: Path, config: dict[str, Any]) -> None:
 
 
 @dataclass
-class AgentEvalConfig:
-    """``likra nat eval`` options."""
+class AgentRunConfig:
+    """The options ``likra nat eval`` and ``likra nat collect`` share."""
 
     task: str = "strategyqa"
     model: str = "smollm2-135m"
-    checkpoint: str | None = None
     split: str | None = None
     limit: int | None = None
     sample: int | None = None
-    template: str | None = None  # default: the checkpoint's, else negative-aware
+    shots: int = 0  # solved examples in the prompt (see likra.nat.demos)
+    demos: str | None = None
     max_steps: int = 8
     max_new_tokens: int = 160
     batch_size: int = 16
-    temperature: float = 0.0
-    shots: int = 0  # solved examples in the prompt (see likra.nat.demos)
-    demos: str | None = None
     seed: int = 1234
     dtype: str = "auto"
     data_dir: str | None = None
     corpus: list[str] = field(default_factory=list)
     search_url: str | None = None
+
+
+@dataclass
+class AgentEvalConfig(AgentRunConfig):
+    """``likra nat eval`` options (split: default the task's test split)."""
+
+    checkpoint: str | None = None
+    template: str | None = None  # default: the checkpoint's, else negative-aware
+    temperature: float = 0.0
+
+
+@dataclass
+class _Agent:
+    """An agent ready to run: its task, problems, model, tools and prompt examples."""
+
+    task: AgentTask
+    problems: list[Problem]
+    loaded: LoadedModel
+    manifest: dict[str, Any]
+    tools: dict[str, Callable[[str], str]]
+    demos: Callable[[Problem], list[str]] | None
+
+    def generator(self, config: AgentRunConfig) -> HFGenerator:
+        return HFGenerator(self.loaded.model, self.loaded.tokenizer, config.max_new_tokens, config.batch_size)
+
+
+def _prepare(config: AgentRunConfig, split: str | None, checkpoint: str | None) -> _Agent:
+    """Everything an agent run needs, every input checked, before anything is written."""
+    task = get_agent_task(config.task)
+    problems = select_items(load_problems(task, split, config.data_dir), config.limit, config.sample, config.seed)
+    loaded, manifest = load_agent(config.model, checkpoint, config.dtype)
+    tools = make_tools(task, config.data_dir, config.corpus, config.search_url)
+    demos = demo_picker(task, config.shots, config.seed, config.data_dir, config.demos)
+    return _Agent(task, problems, loaded, manifest, tools, demos)
 
 
 def evaluate_agent(
@@ -196,24 +214,20 @@ def evaluate_agent(
 ) -> dict[str, Any]:
     """Run the agent on the problems and write ``out/results.json`` and ``out/items.jsonl`` (every trajectory)."""
     out = Path(out)
-    task = get_agent_task(config.task)
-    problems = pick_problems(
-        load_problems(task, config.split, config.data_dir), config.limit, config.sample, config.seed
-    )
-    loaded, manifest = load_agent(config.model, config.checkpoint, config.dtype)
-    template = check_template(config.template or manifest.get("template") or "negative-aware")
-    tools = make_tools(task, config.data_dir, config.corpus, config.search_url)
-    demos = demo_picker(task, config.shots, config.seed, config.data_dir, config.demos)
+    agent = _prepare(config, config.split, config.checkpoint)
+    task = agent.task
+    template = check_template(config.template or agent.manifest.get("template") or "negative-aware")
     claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
-    generate = HFGenerator(loaded.model, loaded.tokenizer, config.max_new_tokens, config.batch_size)
+    generate = agent.generator(config)
 
     def run(part: Sequence[Problem]) -> list[Trajectory]:
         return run_agent(
-            generate, part, task, tools, template, config.max_steps, config.temperature, config.seed, demos=demos
-        )
+            generate, part, task, agent.tools, template, config.max_steps, config.temperature, config.seed,
+            demos=agent.demos,
+        )  # fmt: skip
 
-    with progress(len(problems), "episodes") as advance:
-        trajectories = run_chunks(problems, out / "parts", run, progress=advance)
+    with progress(len(agent.problems), "episodes") as advance:
+        trajectories = run_chunks(agent.problems, out / "parts", run, progress=advance)
     write_jsonl(out / "items.jsonl", trajectories)
     results = {
         "task": task.name,
@@ -221,33 +235,19 @@ def evaluate_agent(
         "template": template,
         "metrics": summarize(trajectories),
         "config": asdict(config),
-        "checkpoint": manifest.get("checkpoint"),
-        "model": loaded.name,
+        "checkpoint": agent.manifest.get("checkpoint"),
+        "model": agent.loaded.name,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 
 @dataclass
-class CollectConfig:
-    """``likra nat collect`` options."""
+class CollectConfig(AgentRunConfig):
+    """``likra nat collect`` options (split: default the task's training split)."""
 
     task: str = "gsm8k"
-    model: str = "smollm2-135m"
-    split: str | None = None  # default: the task's training split
-    limit: int | None = None
-    sample: int | None = None
     temperatures: list[float] = field(default_factory=lambda: [0.0, 0.7, 1.0])
-    shots: int = 0  # solved examples in the prompt (see likra.nat.demos)
-    demos: str | None = None
-    max_steps: int = 8
-    max_new_tokens: int = 160
-    batch_size: int = 16
-    seed: int = 1234
-    dtype: str = "auto"
-    data_dir: str | None = None
-    corpus: list[str] = field(default_factory=list)
-    search_url: str | None = None
 
 
 def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = _no_progress) -> dict[str, Any]:
@@ -258,18 +258,18 @@ def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = 
     split = config.split or task.train_split
     if split is None:
         raise LikraError(f"--task {task.name}: has no training split to collect on; pass --split")
-    problems = pick_problems(load_problems(task, split, config.data_dir), config.limit, config.sample, config.seed)
-    loaded, _ = load_agent(config.model, None, config.dtype)
-    tools = make_tools(task, config.data_dir, config.corpus, config.search_url)
-    demos = demo_picker(task, config.shots, config.seed, config.data_dir, config.demos)
+    agent = _prepare(config, split, None)
     claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
-    generate = HFGenerator(loaded.model, loaded.tokenizer, config.max_new_tokens, config.batch_size)
+    generate = agent.generator(config)
+    problems = agent.problems
     found: list[Trajectory] = []
     with progress(len(problems) * len(config.temperatures), "episodes") as advance:
         for temperature in config.temperatures:
 
             def run(part: Sequence[Problem], t: float = temperature) -> list[Trajectory]:
-                return run_agent(generate, part, task, tools, "none", config.max_steps, t, config.seed, demos=demos)
+                return run_agent(
+                    generate, part, task, agent.tools, "none", config.max_steps, t, config.seed, demos=agent.demos
+                )
 
             found += run_chunks(problems, out / f"t-{temperature:g}", run, progress=advance)
     positives = [t for t in found if t.reward]
@@ -288,7 +288,7 @@ def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = 
             f"{t:g}": summarize([x for x in found if x.meta.get("temperature") == t]) for t in config.temperatures
         },
         "config": asdict(config),
-        "model": loaded.name,
+        "model": agent.loaded.name,
     }
     (out / "collect.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

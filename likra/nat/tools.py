@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from likra.nat.tasks import Problem
+
 
 class ToolError(Exception):
     """What went wrong, worded for the agent's next observation."""
@@ -173,8 +175,8 @@ class Search:
         return " ".join(f"#{i}: {text}" for i, text in enumerate(found, start=1))
 
 
-def strategyqa_corpus(problems: Sequence[object], observations: Iterable[str]) -> list[str]:
+def strategyqa_corpus(problems: Sequence[Problem], observations: Iterable[str]) -> list[str]:
     """Passages for offline StrategyQA search: the problems' ``facts`` and the recorded observations' passages."""
-    passages = [fact for p in problems for fact in getattr(p, "meta", {}).get("facts", [])]
+    passages = [fact for p in problems for fact in p.meta.get("facts", [])]
     passages += [s for text in observations for s in snippets(text)]
     return passages

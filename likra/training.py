@@ -23,7 +23,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ class LoopConfig:
     seed: int = 1234
     save_at: list[int] | None = None  # examples seen; default 8, 16, 32, ... and the end
     max_length: int = 1024  # longer examples are cut
+    bf16: bool = False  # bfloat16 autocast for forward and backward; weights and optimiser keep the model's dtype
 
     def check_loop(self) -> None:
         """Reject impossible optimisation options before any work, naming the option."""
@@ -501,6 +502,7 @@ def fit(
         checkpoints: list[Path] = []
         start = time.perf_counter()
         micro = config.micro_batch_size or config.batch_size
+        autocast = torch.autocast(model.device.type, torch.bfloat16) if config.bf16 else nullcontext()
         with log_path.open("a") as log:
             for batch in batches:
                 if seen < resumed_from:  # replaying the schedule up to the checkpoint (nothing is computed)
@@ -519,7 +521,8 @@ def fit(
                     n_tokens = sum(sum(flags[1:]) for _, flags in chosen)
                     total_loss = 0.0
                     for j in range(0, len(chosen), micro):
-                        loss_sum, _ = token_loss(model, chosen[j : j + micro])
+                        with autocast:
+                            loss_sum, _ = token_loss(model, chosen[j : j + micro])
                         (loss_sum / n_tokens).backward()
                         total_loss += loss_sum.item()
                     if not math.isfinite(total_loss):

@@ -163,6 +163,21 @@ def test_negative_head_alone_and_micro_batches(tmp_path, data_dir, fresh):
             torch.testing.assert_close(micro[name], both[name], rtol=1e-3, atol=1e-5)  # accumulation: same step
 
 
+def test_bf16_autocast_trains_close_to_float32(tmp_path, data_dir, fresh):
+    from safetensors.torch import load_file
+
+    train(fresh(), small_config(data_dir, heads="positive"), tmp_path / "f32")
+    train(fresh(), small_config(data_dir, heads="positive", bf16=True), tmp_path / "bf16")
+    manifest = json.loads((tmp_path / "bf16" / "step-24" / "likra.json").read_text())
+    assert manifest["config"]["bf16"] is True
+    f32 = load_file(tmp_path / "f32" / "step-24" / "positive" / "adapter_model.safetensors")
+    bf16 = load_file(tmp_path / "bf16" / "step-24" / "positive" / "adapter_model.safetensors")
+    assert all(t.dtype == torch.float32 for t in bf16.values())  # autocast only: the weights stay float32
+    assert any(not torch.equal(f32[n], bf16[n]) for n in f32)  # the computation did run in bfloat16
+    for name in f32:  # bfloat16 rounding moves single entries, not the adapter
+        assert (bf16[name] - f32[name]).norm() < 0.1 * f32[name].norm()
+
+
 def test_resume_after_an_interruption_ends_with_the_same_adapters(tmp_path, data_dir, fresh):
     config = small_config(data_dir)
     train(fresh(), config, tmp_path / "whole")

@@ -2,7 +2,7 @@
 # The NAT experiments under results/nat/ (README "NAT results"), every number from a command below.
 # Run from the repository root after `make install`. Resumable: training resumes from its last checkpoint
 # (--resume) and evaluation from its last finished chunk of 32 problems; re-run after an interruption.
-# Agents train in float32 and generate in bfloat16 (greedy).
+# Agents train with bfloat16 autocast (float32 weights) and generate in bfloat16 (greedy).
 set -euo pipefail
 export HF_HUB_OFFLINE=1 LIKRA_DATA_DIR="${LIKRA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 likra=.venv/bin/likra
@@ -13,15 +13,17 @@ eval_opts=(--sample 200 --seed 1234 --max-steps 6 --dtype bfloat16)
 train() {  # name, then options; --resume on a finished run only replays its schedule
     local name=$1; shift
     $likra nat train --task strategyqa --out "$out/sqa/$name" --pos "$release"_positive.json \
-        --neg "$release"_negative.json --save-at 256,512,1024 --resume "$@"
+        --neg "$release"_negative.json --bf16 --save-at 128,256,384 --resume "$@"
 }
 
 # StrategyQA, GPT-3.5 trajectories of the NAT release (825 positives and 990 negatives once the 511 trajectories
-# of test questions are dropped), scored on a seeded sample of 200 of test_random_500.
-$likra nat eval --task strategyqa --template none --out "$out/sqa/base/eval" "${eval_opts[@]}"
-train pos-only --neg-num 0 --template none
-train nat --template negative-aware
-train mix --template none
+# of test questions are dropped); the same seeded 256 positives in every run, and 256 negatives for NAT and
+# plain mixing; scored on a seeded sample of 200 of test_random_500.
+train pos-only --pos-num 256 --neg-num 0 --template none
+train nat --pos-num 256 --neg-num 256 --template negative-aware
+train mix --pos-num 256 --neg-num 256 --template none
 for name in pos-only nat mix; do
     $likra nat eval --task strategyqa --checkpoint "$out/sqa/$name" --out "$out/sqa/$name/eval" "${eval_opts[@]}"
 done
+# The untrained model, for reference (the slowest: it never finishes, so every episode runs all its steps).
+$likra nat eval --task strategyqa --template none --out "$out/sqa/base/eval" "${eval_opts[@]}"

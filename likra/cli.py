@@ -272,8 +272,8 @@ MaxNOpt = Annotated[int, typer.Option(help="Largest number of training questions
 SeedsOpt = Annotated[int, typer.Option(help="Training runs with seeds 1..S (data order, negatives, init).")]
 EvalTaskOpt = Annotated[str | None, typer.Option(help="Task to score on (default: --task).")]
 EvalSplitOpt = Annotated[str | None, typer.Option(help="Split to score on (default: the test split).")]
-LimitOpt = Annotated[int | None, typer.Option(help="Score only the first N questions.")]
-SampleOpt = Annotated[int | None, typer.Option(help="Score a seeded sample of N questions.")]
+LimitOpt = Annotated[int | None, typer.Option(help="Only the first N questions.")]
+SampleOpt = Annotated[int | None, typer.Option(help="A seeded sample of N questions.")]
 ScoreDtypeOpt = Annotated[str, typer.Option(help="Scoring dtype (training stays float32 on the CPU).")]
 
 
@@ -469,8 +469,8 @@ def sweep(
     weights: Annotated[str, typer.Option(help="start:stop:step (stop included) or a list.")] = "0:1.5:0.1",
     task: TaskOpt = "arc_challenge",
     split: Annotated[str | None, typer.Option(help="Split to score on (default: the test split).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Score only the first N questions.")] = None,
-    sample: Annotated[int | None, typer.Option(help="Score a seeded sample of N questions.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    sample: Annotated[int | None, typer.Option(help="A seeded sample of N questions.")] = None,
     data_dir: DataDirOpt = None,
     dtype: DtypeOpt = "auto",
 ) -> None:
@@ -630,6 +630,10 @@ SearchUrlOpt = Annotated[str | None, typer.Option(help="An HTTP search service (
 BatchOpt = Annotated[int, typer.Option(help="Episodes generated together.")]
 ShotsOpt = Annotated[int, typer.Option(help="Solved examples in the prompt (GSM8K: from its annotations).")]
 DemosOpt = Annotated[str | None, typer.Option(help="Trajectory file to draw the solved examples from.")]
+CheckpointOpt = Annotated[str | None, typer.Option(help="A NAT run or step-K (default: the base model).")]
+TemplateChoiceOpt = Annotated[
+    str | None, typer.Option(help="Prompt template (default: the checkpoint's; base model: see the command).")
+]
 
 
 def _print_agent_metrics(title: str, metrics: dict) -> None:
@@ -723,12 +727,12 @@ def nat_train(
 def nat_eval(
     out: Annotated[str, typer.Option(help="Folder: results.json, items.jsonl (every trajectory), parts/.")],
     task: AgentTaskOpt = "strategyqa",
-    checkpoint: Annotated[str | None, typer.Option(help="A NAT run or step-K (default: the base model).")] = None,
+    checkpoint: CheckpointOpt = None,
     model: ModelOpt = "smollm2-135m",
     split: Annotated[str | None, typer.Option(help="Default: the task's test split.")] = None,
     limit: LimitOpt = None,
     sample: SampleOpt = None,
-    template: Annotated[str | None, typer.Option(help="Prompt template (default: the checkpoint's).")] = None,
+    template: TemplateChoiceOpt = None,
     max_steps: MaxStepsOpt = 8,
     max_new_tokens: Annotated[int, typer.Option(help="Longest agent turn in tokens.")] = 160,
     batch_size: BatchOpt = 16,
@@ -776,6 +780,11 @@ def nat_collect(
     out: Annotated[str, typer.Option(help="Folder: positive.jsonl, negative.jsonl, collect.json, t-<T>/.")],
     task: AgentTaskOpt = "gsm8k",
     model: ModelOpt = "smollm2-135m",
+    checkpoint: CheckpointOpt = None,
+    template: TemplateChoiceOpt = None,
+    skip: Annotated[
+        str | None, typer.Option(help="Trajectory files (comma-separated) whose questions are not collected on.")
+    ] = None,
     split: Annotated[str | None, typer.Option(help="Default: the task's training split.")] = None,
     limit: LimitOpt = None,
     sample: SampleOpt = None,
@@ -804,6 +813,9 @@ def nat_collect(
     config = CollectConfig(
         task=task,
         model=model,
+        checkpoint=checkpoint,
+        template=template,
+        skip=_str_list(skip),
         split=split,
         limit=limit,
         sample=sample,
@@ -827,6 +839,29 @@ def nat_collect(
         f"{summary['negatives']} negatives: {out}/positive.jsonl, negative.jsonl"
     )
     log_command(out, sys.argv[1:], time.perf_counter() - started)
+
+
+@nat_app.command("gold")
+def nat_gold(
+    out: Annotated[str, typer.Option(help="JSONL file of successful trajectories.")],
+    task: AgentTaskOpt = "gsm8k",
+    split: Annotated[str | None, typer.Option(help="Default: the task's training split.")] = None,
+    limit: LimitOpt = None,
+    sample: SampleOpt = None,
+    seed: Annotated[int, typer.Option(help="Seeds --sample.")] = 1234,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Write a task's reference solutions as successful trajectories (GSM8K: its calculator annotations)."""
+    from likra.evaluation import select_items
+    from likra.nat.demos import gold_episodes
+    from likra.nat.tasks import get_agent_task
+    from likra.nat.trajectories import write_jsonl
+
+    agent_task = get_agent_task(task)
+    episodes = gold_episodes(agent_task, split or agent_task.train_split, data_dir)
+    chosen = select_items(episodes, limit, sample, seed)
+    write_jsonl(Path(out), chosen)
+    console.print(f"{len(chosen)} reference trajectories (of {len(episodes)} with tool calls): {out}")
 
 
 def _quiet_libraries() -> None:

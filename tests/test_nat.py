@@ -493,3 +493,27 @@ def test_collect_writes_checked_trajectories_per_temperature(tmp_path, tiny_mode
     assert sorted(t.meta["temperature"] for t in found) == [0.0, 0.0, 1.0, 1.0]
     assert (tmp_path / "c" / "positive.jsonl").read_text() == ""
     assert set(summary["per_temperature"]) == {"0", "1"}
+
+
+def test_gold_episodes_teach_an_agent_that_then_collects_elsewhere(tmp_path, tokenizer, tiny_model_dir, data_dir):
+    """The bootstrap for a model that cannot follow the action format: reference solutions → a first agent →
+    collection (with that agent's prompt) on other questions."""
+    from likra.nat.runs import CollectConfig, collect
+    from likra.nat.training import NATConfig, train_agent
+
+    gold = tmp_path / "gold.jsonl"
+    done = likra("nat", "gold", "--out", str(gold), "--limit", "6", data_dir=data_dir)
+    assert done.returncode == 0, done.stderr
+    episodes = read_trajectories(gold)
+    assert len(episodes) == 6 and all(t.reward for t in episodes)
+    assert episodes[0].turns[0].content.startswith("Thought: Natalia sold 48/2")
+    config = NATConfig(task="gsm8k", pos=[str(gold)], template="none", data_dir=str(data_dir), max_length=256)
+    loaded = LoadedModel(tiny_llama(len(tokenizer)), tokenizer, "tiny", str(tiny_model_dir), "cpu", "float32")
+    train_agent(loaded, config, tmp_path / "warm")
+    config = CollectConfig(checkpoint=str(tmp_path / "warm"), skip=[str(gold)], limit=3, temperatures=[0.0],
+                           max_steps=1, max_new_tokens=4, data_dir=str(data_dir))  # fmt: skip
+    summary = collect(config, tmp_path / "c")
+    found = read_trajectories(tmp_path / "c" / "negative.jsonl")  # a random model solves nothing
+    assert summary["template"] == "none" and summary["checkpoint"] == str(tmp_path / "warm" / "step-6")
+    assert len(found) == 3 and not {t.question for t in found} & {t.question for t in episodes}
+    assert_one_line_error(likra("nat", "gold", "--out", str(gold), "--task", "strategyqa"), "--task strategyqa")

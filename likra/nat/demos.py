@@ -39,6 +39,14 @@ def gsm8k_gold(problem: Problem) -> Trajectory | None:
     return Trajectory(problem.id, problem.question, turns, True, 1.0, problem.answer, problem.answer)
 
 
+def gold_episodes(task: AgentTask, split: str | None = None, data_dir: str | None = None) -> list[Trajectory]:
+    """A task's reference solutions as successful trajectories (GSM8K: those with calculator annotations), for
+    ``--demos`` or to teach an untrained model the action format before it collects (``likra nat gold``)."""
+    if task.name != "gsm8k":
+        raise LikraError(f"--task {task.name}: has no reference solutions with tool calls (only gsm8k)")
+    return [g for p in load_problems(task, split, data_dir) if (g := gsm8k_gold(p)) is not None]
+
+
 def demonstration(trajectory: Trajectory) -> str:
     """An episode as prompt text: the question, then every turn on its own lines."""
     lines = [f"Question: {trajectory.question.strip()}"]
@@ -55,7 +63,7 @@ def demo_picker(
     if file is not None:
         pool = [t for t in read_trajectories(file, load_problems(task, task.train_split, data_dir)) if t.reward]
     elif task.name == "gsm8k":
-        pool = [g for p in load_problems(task, "train", data_dir) if (g := gsm8k_gold(p)) is not None]
+        pool = gold_episodes(task, "train", data_dir)
     else:
         raise LikraError(f"--shots {shots}: task {task.name} has no built-in examples; give --demos FILE")
     if len(pool) <= shots:

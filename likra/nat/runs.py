@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from likra.data.pools import normalize_text
 from likra.data.tasks import data_dir_from
 from likra.errors import LikraError
 from likra.evaluation import select_items
@@ -160,6 +161,8 @@ class AgentRunConfig:
 
     task: str = "strategyqa"
     model: str = "smollm2-135m"
+    checkpoint: str | None = None  # a NAT run or step-K; its agent replaces the model
+    template: str | None = None  # default: the checkpoint's, else negative-aware (eval) or none (collect)
     split: str | None = None
     limit: int | None = None
     sample: int | None = None
@@ -179,8 +182,6 @@ class AgentRunConfig:
 class AgentEvalConfig(AgentRunConfig):
     """``likra nat eval`` options (split: default the task's test split)."""
 
-    checkpoint: str | None = None
-    template: str | None = None  # default: the checkpoint's, else negative-aware
     temperature: float = 0.0
 
 
@@ -194,19 +195,27 @@ class _Agent:
     manifest: dict[str, Any]
     tools: dict[str, Callable[[str], str]]
     demos: Callable[[Problem], list[str]] | None
+    template: str
 
     def generator(self, config: AgentRunConfig) -> HFGenerator:
         return HFGenerator(self.loaded.model, self.loaded.tokenizer, config.max_new_tokens, config.batch_size)
 
 
-def _prepare(config: AgentRunConfig, split: str | None, checkpoint: str | None) -> _Agent:
-    """Everything an agent run needs, every input checked, before anything is written."""
+def _prepare(config: AgentRunConfig, split: str | None, template: str, skip: Sequence[str] = ()) -> _Agent:
+    """Everything an agent run needs, every input checked, before anything is written. ``template`` is the
+    fallback when neither the options nor the checkpoint name one; problems whose question is in a ``skip``
+    trajectory file are left out before sampling."""
     task = get_agent_task(config.task)
-    problems = select_items(load_problems(task, split, config.data_dir), config.limit, config.sample, config.seed)
-    loaded, manifest = load_agent(config.model, checkpoint, config.dtype)
+    problems = load_problems(task, split, config.data_dir)
+    if skip:
+        seen = {normalize_text(t.question) for path in skip for t in read_trajectories(path, problems)}
+        problems = [p for p in problems if normalize_text(p.question) not in seen]
+    problems = select_items(problems, config.limit, config.sample, config.seed)
+    loaded, manifest = load_agent(config.model, config.checkpoint, config.dtype)
+    template = check_template(config.template or manifest.get("template") or template)
     tools = make_tools(task, config.data_dir, config.corpus, config.search_url)
     demos = demo_picker(task, config.shots, config.seed, config.data_dir, config.demos)
-    return _Agent(task, problems, loaded, manifest, tools, demos)
+    return _Agent(task, problems, loaded, manifest, tools, demos, template)
 
 
 def evaluate_agent(
@@ -214,9 +223,8 @@ def evaluate_agent(
 ) -> dict[str, Any]:
     """Run the agent on the problems and write ``out/results.json`` and ``out/items.jsonl`` (every trajectory)."""
     out = Path(out)
-    agent = _prepare(config, config.split, config.checkpoint)
-    task = agent.task
-    template = check_template(config.template or agent.manifest.get("template") or "negative-aware")
+    agent = _prepare(config, config.split, "negative-aware")
+    task, template = agent.task, agent.template
     claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
     generate = agent.generator(config)
 
@@ -248,17 +256,19 @@ class CollectConfig(AgentRunConfig):
 
     task: str = "gsm8k"
     temperatures: list[float] = field(default_factory=lambda: [0.0, 0.7, 1.0])
+    skip: list[str] = field(default_factory=list)  # trajectory files whose questions are not collected on
 
 
 def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = _no_progress) -> dict[str, Any]:
-    """Sample one trajectory per problem and temperature with the task's tools (no prefix: the plain prompt),
-    check each, and write ``out/positive.jsonl`` and ``out/negative.jsonl``: NAT data for ``likra nat train``."""
+    """Sample one trajectory per problem and temperature with the task's tools (asking a checkpoint for a
+    successful one; the base model gets the plain prompt), check each, and write ``out/positive.jsonl`` and
+    ``out/negative.jsonl``: NAT data for ``likra nat train``."""
     out = Path(out)
     task = get_agent_task(config.task)
     split = config.split or task.train_split
     if split is None:
         raise LikraError(f"--task {task.name}: has no training split to collect on; pass --split")
-    agent = _prepare(config, split, None)
+    agent = _prepare(config, split, "none", config.skip)
     claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
     generate = agent.generator(config)
     problems = agent.problems
@@ -268,7 +278,15 @@ def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = 
 
             def run(part: Sequence[Problem], t: float = temperature) -> list[Trajectory]:
                 return run_agent(
-                    generate, part, task, agent.tools, "none", config.max_steps, t, config.seed, demos=agent.demos
+                    generate,
+                    part,
+                    task,
+                    agent.tools,
+                    agent.template,
+                    config.max_steps,
+                    t,
+                    config.seed,
+                    demos=agent.demos,
                 )
 
             found += run_chunks(problems, out / f"t-{temperature:g}", run, progress=advance)
@@ -281,6 +299,8 @@ def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = 
         "split": split,
         "problems": len(problems),
         "temperatures": config.temperatures,
+        "template": agent.template,
+        "checkpoint": agent.manifest.get("checkpoint"),
         "positives": len(positives),
         "negatives": len(negatives),
         "problems_solved": len({t.id for t in positives}),

@@ -631,9 +631,6 @@ BatchOpt = Annotated[int, typer.Option(help="Episodes generated together.")]
 ShotsOpt = Annotated[int, typer.Option(help="Solved examples in the prompt (GSM8K: from its annotations).")]
 DemosOpt = Annotated[str | None, typer.Option(help="Trajectory file to draw the solved examples from.")]
 CheckpointOpt = Annotated[str | None, typer.Option(help="A NAT run or step-K (default: the base model).")]
-TemplateChoiceOpt = Annotated[
-    str | None, typer.Option(help="Prompt template (default: the checkpoint's; base model: see the command).")
-]
 
 
 def _print_agent_metrics(title: str, metrics: dict) -> None:
@@ -732,7 +729,9 @@ def nat_eval(
     split: Annotated[str | None, typer.Option(help="Default: the task's test split.")] = None,
     limit: LimitOpt = None,
     sample: SampleOpt = None,
-    template: TemplateChoiceOpt = None,
+    template: Annotated[
+        str | None, typer.Option(help="Prompt template (default: the checkpoint's, else negative-aware).")
+    ] = None,
     max_steps: MaxStepsOpt = 8,
     max_new_tokens: Annotated[int, typer.Option(help="Longest agent turn in tokens.")] = 160,
     batch_size: BatchOpt = 16,
@@ -781,7 +780,9 @@ def nat_collect(
     task: AgentTaskOpt = "gsm8k",
     model: ModelOpt = "smollm2-135m",
     checkpoint: CheckpointOpt = None,
-    template: TemplateChoiceOpt = None,
+    template: Annotated[
+        str | None, typer.Option(help="Prompt template (default: the checkpoint's, else none).")
+    ] = None,
     skip: Annotated[
         str | None, typer.Option(help="Trajectory files (comma-separated) whose questions are not collected on.")
     ] = None,

@@ -842,6 +842,30 @@ def nat_collect(
     log_command(out, sys.argv[1:], time.perf_counter() - started)
 
 
+@nat_app.command("compare")
+def nat_compare(
+    evals: Annotated[
+        list[str], typer.Argument(help="likra nat eval folders on the same problems; the first is the reference.")
+    ],
+    csv_out: Annotated[str | None, typer.Option("--csv", help="Also write the table here.")] = None,
+) -> None:
+    """Agents side by side, each tested against the first (exact McNemar on per-problem correctness)."""
+    from likra.nat.compare import compare_evals, write_csv
+
+    rows = compare_evals(evals)
+    table = Table("run", "n", "accuracy", "p vs first", "mean steps", "tool-error rate", "finished", "top answer")
+    for row in rows:
+        table.add_row(
+            row["run"], str(row["n"]), f"{row['accuracy']:.4f}", f"{row['p_vs_first']:.3g}", f"{row['mean_steps']:.2f}",
+            f"{row['tool_error_rate']:.3f}", f"{row['finished']:.3f}", f"{row['top_answer_share']:.3f}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"always the most common gold answer: {rows[0]['majority_baseline']:.4f}")
+    if csv_out:
+        write_csv(rows, csv_out)
+        console.print(f"written: {csv_out}")
+
+
 @nat_app.command("gold")
 def nat_gold(
     out: Annotated[str, typer.Option(help="JSONL file of successful trajectories.")],

@@ -6,11 +6,12 @@ trajectory. All open episodes advance together, one batched generation per step.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from likra.nat.checkers import check
+from likra.nat.checkers import check, normalize_answer
 from likra.nat.tasks import AgentTask, Problem
 from likra.nat.templates import chat_text, first_message
 from likra.nat.tools import ToolError
@@ -125,11 +126,14 @@ def run_agent(
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
-    """Accuracy, mean score, mean steps, the share of actions that failed (tool errors and invalid actions) and
-    the share of episodes that finished."""
+    """Accuracy, mean score, mean steps, the share of actions that failed (tool errors and invalid actions), the
+    share of episodes that finished; and two guards against a degenerate agent: the share of finished episodes
+    giving the most common answer, and the accuracy of always giving the most common gold answer."""
     n = len(trajectories)
     steps = sum(t.meta.get("steps", 0) for t in trajectories)
     failed = sum(t.meta.get("tool_errors", 0) + t.meta.get("invalid_actions", 0) for t in trajectories)
+    given = Counter(normalize_answer(t.prediction) for t in trajectories if t.prediction is not None)
+    gold = Counter(normalize_answer(t.answer) for t in trajectories)
     return {
         "n": n,
         "accuracy": sum(t.reward for t in trajectories) / n if n else 0.0,
@@ -137,6 +141,8 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
         "mean_steps": steps / n if n else 0.0,
         "tool_error_rate": failed / steps if steps else 0.0,
         "finished": sum(t.meta.get("stop") == "finish" for t in trajectories) / n if n else 0.0,
+        "top_answer_share": given.most_common(1)[0][1] / given.total() if given else 0.0,
+        "majority_baseline": gold.most_common(1)[0][1] / n if n else 0.0,
     }
 
 

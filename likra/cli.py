@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from likra.errors import LikraError
 from likra.report import log_command
@@ -853,7 +853,8 @@ def nat_compare(
     from likra.nat.compare import compare_evals, write_csv
 
     rows = compare_evals(evals)
-    table = Table("run", "n", "accuracy", "p vs first", "mean steps", "tool-error rate", "finished", "top answer")
+    table = Table(Column("run", no_wrap=True), "n", "accuracy", "p vs first", "steps", "tool errors", "finished",
+                  "top answer")  # fmt: skip
     for row in rows:
         table.add_row(
             row["run"], str(row["n"]), f"{row['accuracy']:.4f}", f"{row['p_vs_first']:.3g}", f"{row['mean_steps']:.2f}",

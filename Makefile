@@ -37,6 +37,7 @@ test: install lint
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/vs_lm_eval.py --data-dir $(LIKRA_DATA_DIR) --json out/bench.json
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/train_speed.py --data-dir $(LIKRA_DATA_DIR) --json out/train_speed.json
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/nat_train_speed.py --data-dir $(LIKRA_DATA_DIR) --json out/nat_train_speed.json
 
 clean:
 	rm -rf $(VENV) out

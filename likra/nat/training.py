@@ -49,7 +49,7 @@ class NATConfig(LoopConfig):
     target_modules: list[str] = field(default_factory=lambda: list(ALL_MODULES))
     max_length: int = 2048  # longer trajectories keep their beginning
     # one trajectory per forward pass: packing several into a row costs attention quadratic in the row's length,
-    # which for ~500-token trajectories outweighs the saved per-pass overhead (measured: 0.54 vs 0.41 per s)
+    # which for ~500-token trajectories outweighs the saved per-pass overhead (benchmarks/nat_train_speed.py)
     micro_batch_size: int | None = 1
     save_at: list[int] | None = field(default_factory=list)  # only the end, unless asked
 

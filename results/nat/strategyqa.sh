@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The NAT experiments under results/nat/ (README "NAT results"), every number from a command below.
+# The StrategyQA NAT experiment under results/nat/strategyqa/ (README "NAT results"), every number from a
+# command below.
 # Run from the repository root after `make install`. Resumable: training resumes from its last checkpoint
 # (--resume) and evaluation from its last finished chunk of 32 problems; re-run after an interruption.
 # Agents train with bfloat16 autocast (float32 weights) and generate in bfloat16 (greedy).
@@ -27,3 +28,16 @@ for name in pos-only nat mix; do
 done
 # The untrained model, for reference (the slowest: it never finishes, so every episode runs all its steps).
 $likra nat eval --task strategyqa --template none --out "$out/sqa/base/eval" "${eval_opts[@]}"
+
+# The table (exact McNemar against positives only), each run's metrics, trajectories and commands.
+keep=results/nat/strategyqa
+runs=(pos-only nat mix base)
+evals=()
+for name in "${runs[@]}"; do evals+=("$out/sqa/$name/eval"); done
+mkdir -p "$keep"
+COLUMNS=120 $likra nat compare "${evals[@]}" --csv "$keep/compare.csv" | tee "$keep/compare.txt"
+for name in "${runs[@]}"; do
+    cp "$out/sqa/$name/eval/results.json" "$keep/$name.json"
+    gzip -nc "$out/sqa/$name/eval/items.jsonl" > "$keep/$name.items.jsonl.gz"
+done
+cat "$out"/sqa/*/commands.jsonl "$out"/sqa/*/eval/commands.jsonl > "$keep/commands.jsonl"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GSM8K NAT experiment under results/nat/ (README "NAT results"), every number from a command below.
+# Run from the repository root after `make install`; resumable like strategyqa.sh (re-run after an interruption).
+#
+# The embedded 135M model does not follow the Thought/Action format from an instruction, even with two solved
+# examples in the prompt (0 of 6 train problems, every turn an invalid action), so collection starts from a
+# first agent taught the format on GSM8K's reference solutions; it collects on *other* training questions.
+set -euo pipefail
+export HF_HUB_OFFLINE=1 LIKRA_DATA_DIR="${LIKRA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
+likra=.venv/bin/likra
+out=${OUT:-out/nat}/gsm8k
+eval_opts=(--task gsm8k --sample 200 --seed 1234 --max-steps 8 --dtype bfloat16)
+
+# 1. A first agent: 1000 reference solutions (calculator annotations as Actions), positives only.
+[ -f "$out/gold.jsonl" ] || $likra nat gold --task gsm8k --sample 1000 --seed 1234 --out "$out/gold.jsonl"
+$likra nat train --task gsm8k --pos "$out/gold.jsonl" --template none --bf16 --save-at 250,500,750 --resume \
+    --out "$out/warm"
+# 2. NAT data: its trajectories on 400 other training questions, greedy and sampled.
+$likra nat collect --task gsm8k --checkpoint "$out/warm" --skip "$out/gold.jsonl" --sample 400 --seed 1234 \
+    --temperatures 0,0.7,1 --max-steps 8 --dtype bfloat16 --out "$out/collect"
+# 3. The base model trained on the collected data: positives only, NAT, plain mixing.
+train() {
+    local name=$1; shift
+    $likra nat train --task gsm8k --pos "$out/collect/positive.jsonl" --neg "$out/collect/negative.jsonl" \
+        --bf16 --resume --out "$out/$name" "$@"
+}
+train pos-only --neg-num 0 --template none
+train nat --template negative-aware
+train mix --template none
+# 4. All four agents on a seeded 200 of the 1319 test problems.
+for name in warm pos-only nat mix; do
+    $likra nat eval --checkpoint "$out/$name" --out "$out/$name/eval" "${eval_opts[@]}"
+done
+
+# The table (exact McNemar against positives only; the first agent for reference), collection summary,
+# each run's metrics, trajectories and commands.
+keep=results/nat/gsm8k
+runs=(pos-only nat mix warm)
+evals=()
+for name in "${runs[@]}"; do evals+=("$out/$name/eval"); done
+mkdir -p "$keep"
+COLUMNS=120 $likra nat compare "${evals[@]}" --csv "$keep/compare.csv" | tee "$keep/compare.txt"
+cp "$out/collect/collect.json" "$keep/collect.json"
+for name in "${runs[@]}"; do
+    cp "$out/$name/eval/results.json" "$keep/$name.json"
+    gzip -nc "$out/$name/eval/items.jsonl" > "$keep/$name.items.jsonl.gz"
+done
+cat "$out"/*/commands.jsonl "$out"/*/eval/commands.jsonl > "$keep/commands.jsonl"

@@ -32,17 +32,7 @@ for name in warm pos-only nat mix; do
     $likra nat eval --checkpoint "$out/$name" --out "$out/$name/eval" "${eval_opts[@]}"
 done
 
-# The table (exact McNemar against positives only; the first agent for reference), collection summary,
-# each run's metrics, trajectories and commands.
-keep=results/nat/gsm8k
-runs=(pos-only nat mix warm)
-evals=()
-for name in "${runs[@]}"; do evals+=("$out/$name/eval"); done
-mkdir -p "$keep"
-COLUMNS=120 $likra nat compare "${evals[@]}" --csv "$keep/compare.csv" | tee "$keep/compare.txt"
-cp "$out/collect/collect.json" "$keep/collect.json"
-for name in "${runs[@]}"; do
-    cp "$out/$name/eval/results.json" "$keep/$name.json"
-    gzip -nc "$out/$name/eval/items.jsonl" > "$keep/$name.items.jsonl.gz"
-done
-cat "$out"/*/commands.jsonl "$out"/*/eval/commands.jsonl > "$keep/commands.jsonl"
+# The table (exact McNemar against positives only; the first agent for reference), each run's metrics,
+# trajectories and commands, and the collection's summary.
+bash results/nat/keep.sh results/nat/gsm8k "$out" pos-only nat mix warm
+cp "$out/collect/collect.json" results/nat/gsm8k/collect.json

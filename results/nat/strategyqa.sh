@@ -30,14 +30,4 @@ done
 $likra nat eval --task strategyqa --template none --out "$out/sqa/base/eval" "${eval_opts[@]}"
 
 # The table (exact McNemar against positives only), each run's metrics, trajectories and commands.
-keep=results/nat/strategyqa
-runs=(pos-only nat mix base)
-evals=()
-for name in "${runs[@]}"; do evals+=("$out/sqa/$name/eval"); done
-mkdir -p "$keep"
-COLUMNS=120 $likra nat compare "${evals[@]}" --csv "$keep/compare.csv" | tee "$keep/compare.txt"
-for name in "${runs[@]}"; do
-    cp "$out/sqa/$name/eval/results.json" "$keep/$name.json"
-    gzip -nc "$out/sqa/$name/eval/items.jsonl" > "$keep/$name.items.jsonl.gz"
-done
-cat "$out"/sqa/*/commands.jsonl "$out"/sqa/*/eval/commands.jsonl > "$keep/commands.jsonl"
+bash results/nat/keep.sh results/nat/strategyqa "$out/sqa" pos-only nat mix base

@@ -1,8 +1,8 @@
 """Likra's scoring engine against lm-evaluation-harness 0.4: exactness and speed, in one run.
 
 Both tools use the same converted model directory, in float32 on the CPU, and the same local ARC-Challenge
-files (lm-eval through a task YAML that points its `json` loader at them; its prompt is lm-eval's own
-`arc_challenge` one). Model loading is outside both timings.
+files (lm-eval through `likra.harness.write_local_tasks`: a task YAML that points its `json` loader at them,
+with lm-eval's own `arc_challenge` prompt). Model loading is outside both timings.
 
 * 0-shot, first N test questions: lm-eval's `--model hf` against `likra.evaluate` (the full path: data,
   prompts, scoring). Reports the largest per-choice log-likelihood difference, acc and acc_norm of both,
@@ -22,30 +22,6 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-
-TASK_YAML = """\
-task: arc_challenge_local
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    train: {train}
-    validation: {validation}
-    test: {test}
-output_type: multiple_choice
-training_split: train
-validation_split: validation
-test_split: test
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-doc_to_target: "{{{{choices.label.index(answerKey)}}}}"
-doc_to_choice: "{{{{choices.text}}}}"
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-  - metric: acc_norm
-    aggregation: mean
-    higher_is_better: true
-"""
 
 
 def run_lm_eval(lm, task_dir: Path, shots: int, limit: int) -> tuple[list[dict], dict, float]:
@@ -88,20 +64,12 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
 
     from likra import EvalConfig, Scorer, evaluate, load_model
+    from likra.harness import write_local_tasks
 
     torch.manual_seed(0)
     loaded = load_model(args.model, dtype="float32", device="cpu")
     lm = HFLM(pretrained=loaded.path, dtype="float32", device="cpu", batch_size=args.lm_eval_batch_size)
-    arc = Path(args.data_dir).resolve() / "arc"
-    task_dir = Path(tempfile.mkdtemp(prefix="likra-lm-eval-"))
-    (task_dir / "arc_challenge_local.yaml").write_text(
-        TASK_YAML.format(
-            **{
-                s: arc / f"ARC-Challenge-{f}.jsonl"
-                for s, f in (("train", "Train"), ("validation", "Dev"), ("test", "Test"))
-            }
-        )
-    )
+    task_dir = write_local_tasks(args.data_dir, tempfile.mkdtemp(prefix="likra-lm-eval-"))
     report: dict = {
         "model": loaded.name,
         "model_path": loaded.path,

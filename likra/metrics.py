@@ -113,7 +113,8 @@ def check_norm(norm: str) -> None:
         raise LikraError(f"--norm {norm}: expected one of {', '.join(NORMS)}")
 
 
-def _coefficients(mode: str, neg_weight: float) -> dict[str, float]:
+def mode_coefficients(mode: str, neg_weight: float) -> dict[str, float]:
+    """Each head's weight in ``mode`` (e.g. likra: positive 1, negative -w)."""
     check_mode(mode)
     return {head: (-neg_weight if c == "-w" else float(c)) for head, c in MODES[mode].items()}
 
@@ -129,7 +130,7 @@ def combine(score: ItemScores, mode: str, neg_weight: float = 1.0) -> ItemScores
 
     Every metric then applies unchanged (sums are linear, so per-character normalisation of the sum is the sum
     of the normalised heads; calibration subtracts the same combination of the unconditional scores)."""
-    coefficients = _coefficients(mode, neg_weight)
+    coefficients = mode_coefficients(mode, neg_weight)
     conditional = {"base": score.loglikelihoods, **score.heads}
     unconditional = {"base": score.unconditional, **score.heads_unconditional}
     missing = [head for head in coefficients if head not in conditional]

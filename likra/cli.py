@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,6 +47,8 @@ HoldOutOpt = Annotated[
     str | None,
     typer.Option(help="More evaluation sets to keep out of the training pool: task[:split], comma-separated."),
 ]
+BetaOpt = Annotated[float, typer.Option(help="DPO/KTO beta (TRL's default 0.1).")]
+KtoDataOpt = Annotated[str, typer.Option(help="KTO's examples: both (positives and negatives) or negatives.")]
 DataDirOpt = Annotated[
     str | None,
     typer.Option("--data-dir", envvar="LIKRA_DATA_DIR", help="Folder with arc/, hellaswag/, ... (else the Hub)."),
@@ -211,9 +214,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")] = False,
 ) -> None:
     """Train a positive head on correct answers and a negative head on wrong ones (LoRA adapters)."""
-    from likra.data.pools import training_pool
-    from likra.models import load_model
-    from likra.training import TrainConfig, build_training_set, save_points
+    from likra.training import TrainConfig
     from likra.training import train as run_training
 
     config = TrainConfig(
@@ -241,30 +242,150 @@ def train(
         train_file=train_file,
         hold_out=_str_list(hold_out),
     )
+    _train_and_report(config, dtype, out, resume, run_training)
+
+
+def _train_and_report(config: Any, dtype: str, out: str, resume: bool, run: Callable[..., Any]) -> None:
+    """The body of ``likra train`` and ``likra baseline``: check, load, build the data, train with a progress bar,
+    print the checkpoints' losses. ``run`` is ``likra.training.train`` or ``likra.baselines.train_baseline``."""
+    from likra.data.pools import training_pool
+    from likra.models import load_model
+    from likra.training import build_training_set, save_points
+
     config.check()
     # data errors surface before the model loads
-    pool = training_pool(task, split, data_dir, train_file, config.hold_out)
+    pool = training_pool(config.task, config.eval_split, config.data_dir, config.train_file, config.hold_out)
     console.print(
         f"training pool: {len(pool.items)} questions from {', '.join(pool.sources)} "
         f"({len(pool.dropped)} dropped: they occur in {', '.join(pool.held_out)})"
     )
-    loaded = load_model(model, dtype=dtype)
+    loaded = load_model(config.model, dtype=dtype)
     data = build_training_set(config, loaded, pool)
     total = len(data.questions) * config.epochs
+    what = f"{config.method.upper()} (TRL)" if hasattr(config, "method") else f"heads: {config.heads}"
     console.print(
-        f"{len(data.questions)} questions x {config.epochs} epoch(s), {config.negatives} negatives, heads: "
-        f"{config.heads}; checkpoints at {', '.join(map(str, save_points(total, config.save_at)))} examples"
+        f"{len(data.questions)} questions x {config.epochs} epoch(s), {config.negatives} negatives, {what}; "
+        f"checkpoints at {', '.join(map(str, save_points(total, config.save_at)))} examples"
     )
     with progress_bar(total, "training") as advance:
-        result = run_training(loaded, config, out, resume=resume, data=data, progress=advance)
+        result = run(loaded, config, out, resume=resume, data=data, progress=advance)
     if result.resumed_from:
         console.print(f"resumed from step-{result.resumed_from}")
-    table = Table("checkpoint", *config.head_names)
+    heads = list(json.loads((result.checkpoints[-1] / "likra.json").read_text())["heads"]) if result.checkpoints else []
+    table = Table("checkpoint", *heads)
     for path in result.checkpoints:
         loss = json.loads((path / "likra.json").read_text())["loss"]
-        table.add_row(path.name, *(f"{loss[h]:.4f}" if loss.get(h) is not None else "-" for h in config.head_names))
+        table.add_row(path.name, *(f"{loss[h]:.4f}" if loss.get(h) is not None else "-" for h in heads))
     console.print(table)
-    console.print(f"trained in {result.seconds:.1f} s; checkpoints in {out}/ (mean answer-token loss per interval)")
+    loss = "the DPO/KTO loss" if hasattr(config, "method") else "answer-token loss"
+    console.print(f"trained in {result.seconds:.1f} s; checkpoints in {out}/ (mean {loss} per interval)")
+
+
+@app.command()
+def baseline(
+    method: Annotated[str, typer.Argument(help="dpo (correct vs negative pairs) or kto (unpaired).")],
+    out: Annotated[str, typer.Option(help="Run folder: step-<examples>/positive/ (the policy) + likra.json.")],
+    model: ModelOpt = "smollm2-135m",
+    task: TaskOpt = "arc_challenge",
+    split: Annotated[str | None, typer.Option(help="The evaluation split kept out of the pool.")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Questions to train on (default: the whole pool).")] = None,
+    negatives: NegativesOpt = "incorrect",
+    beta: BetaOpt = 0.1,
+    kto_data: KtoDataOpt = "both",
+    lr: LrOpt = 1e-3,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 8,
+    target_modules: Annotated[str, typer.Option(help="Comma-separated module names.")] = "gate_proj,up_proj,down_proj",
+    batch_size: Annotated[int, typer.Option(help="Questions per optimiser step.")] = 8,
+    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast (weights and optimiser stay in --dtype).")] = False,
+    seed: Annotated[int, typer.Option(help="Seeds question order, negatives and LoRA initialisation.")] = 1234,
+    save_at: Annotated[str | None, typer.Option(help="Comma-separated example counts (default 8,16,32,...).")] = None,
+    max_length: Annotated[int, typer.Option(help="Longest example in tokens.")] = 1024,
+    train_file: Annotated[
+        str | None, typer.Option(help="A JSONL pool in the task's format (needed for jsonl:).")
+    ] = None,
+    hold_out: HoldOutOpt = None,
+    data_dir: DataDirOpt = None,
+    dtype: DtypeOpt = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")] = False,
+) -> None:
+    """DPO or KTO with TRL on Likra's data (same questions, negatives, seeds, LoRA), checkpoints at the same counts."""
+    from likra.baselines import BaselineConfig, train_baseline
+
+    _quiet_trl()
+    config = BaselineConfig(
+        model=model,
+        task=task,
+        eval_split=split,
+        n=n,
+        negatives=negatives,
+        lr=lr,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        target_modules=_str_list(target_modules),
+        batch_size=batch_size,
+        bf16=bf16,
+        seed=seed,
+        save_at=_int_list(save_at, "--save-at"),
+        max_length=max_length,
+        data_dir=data_dir,
+        train_file=train_file,
+        hold_out=_str_list(hold_out),
+        method=method,
+        beta=beta,
+        kto_data=kto_data,
+    )
+    _train_and_report(config, dtype, out, resume, train_baseline)
+
+
+def _quiet_trl() -> None:
+    """TRL's dataset preparation bars would interleave with ours."""
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
+
+
+@app.command()
+def export(
+    out: Annotated[str, typer.Option(help="JSONL file to write.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="dpo (prompt/chosen/rejected) or kto (prompt/completion/label).")
+    ],
+    task: TaskOpt = "arc_challenge",
+    split: Annotated[str | None, typer.Option(help="The evaluation split kept out of the pool.")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Questions (default: the whole pool).")] = None,
+    negatives: NegativesOpt = "incorrect",
+    kto_data: KtoDataOpt = "both",
+    seed: Annotated[int, typer.Option(help="Seeds question order and negatives.")] = 1234,
+    train_file: Annotated[str | None, typer.Option(help="A JSONL pool in the task's format.")] = None,
+    hold_out: HoldOutOpt = None,
+    data_dir: DataDirOpt = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Only for --negatives hardest/easiest (ranks the options).")
+    ] = "smollm2-135m",
+) -> None:
+    """Write Likra's training data as DPO pairs or KTO labels (JSONL, TRL's column names) for training elsewhere."""
+    from likra.baselines import BaselineConfig, preference_rows
+    from likra.evaluation import write_atomic
+    from likra.negatives import NEEDS_BASE_SCORES
+    from likra.training import build_training_set
+
+    _check_writable(out, "--out")
+    config = BaselineConfig(
+        model=model, task=task, eval_split=split, n=n, negatives=negatives, seed=seed, train_file=train_file,
+        hold_out=_str_list(hold_out), data_dir=data_dir, method=fmt, kto_data=kto_data,
+    )  # fmt: skip
+    if fmt not in ("dpo", "kto"):
+        raise LikraError(f"--format {fmt}: expected dpo or kto")
+    config.check()
+    loaded = None
+    if negatives in NEEDS_BASE_SCORES:
+        from likra.models import load_model
+
+        loaded = load_model(model)
+    rows = [row for rows in preference_rows(build_training_set(config, loaded), fmt, kto_data) for row in rows]
+    write_atomic(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    console.print(f"{len(rows)} {fmt.upper()} rows from {config.n or 'all'} questions: {out}")
 
 
 CurveOutOpt = Annotated[str, typer.Option(help="Experiment folder (runs/, scores/, CSV, JSON, PNG).")]
@@ -347,8 +468,19 @@ def curve(
     hold_out: HoldOutOpt = None,
     data_dir: DataDirOpt = None,
     dtype: ScoreDtypeOpt = "auto",
+    methods: Annotated[
+        str,
+        typer.Option(
+            help="Curves to draw (and the runs they need): sft, sft_calibrated, likra, negbase, dpo, kto, "
+            "dpo_reward, kto_reward (the baselines' implicit reward)."
+        ),
+    ] = "sft,sft_calibrated,likra,negbase",
+    baseline_lr: Annotated[float | None, typer.Option(help="DPO/KTO learning rate (default: --lr).")] = None,
+    beta: BetaOpt = 0.1,
+    kto_data: KtoDataOpt = "both",
 ) -> None:
-    """Learning curves of SFT, Likra and Base-Likra (and calibrated controls) across checkpoints and seeds."""
+    """Learning curves of SFT, Likra and Base-Likra (and calibrated controls; DPO and KTO with --methods)
+    across checkpoints and seeds."""
     started = time.perf_counter()
     from likra.experiments.curve import run_curve
     from likra.report import plot_curve
@@ -356,8 +488,11 @@ def curve(
     config, trainer, scorer = _experiment(
         model, task, max_n, seeds, negatives, lr, eval_task, eval_split, limit, sample, data_dir, dtype, hold_out
     )
+    config = replace(config, methods=_str_list(methods), baseline_lr=baseline_lr, beta=beta, kto_data=kto_data)
+    config.check()
     summary = run_curve(trainer, scorer, config, out, log=_log)
-    rows = summary["rows"]
+    drawn = {*config.methods, "base", "base_calibrated"}
+    rows = [r for r in summary["rows"] if r["method"] in drawn]
     plot_curve(rows, Path(out) / "curve.png", f"{model} · heads trained on the {task} pool")
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for found in summary["eval_sets"]:
@@ -616,6 +751,34 @@ def tasks() -> None:
 
 
 # --- NAT: negative-aware training of tool-using agents ------------------------------------------------
+
+
+@app.command(
+    "lm-eval",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def lm_eval_command(ctx: typer.Context) -> None:
+    """lm-evaluation-harness's own command line (every option is lm_eval's) with `--model likra` registered.
+
+    `likra lm-eval --model likra --model_args checkpoint=DIR,mode=likra,neg_weight=1 --tasks arc_challenge`.
+    With --data-dir/LIKRA_DATA_DIR set and no --include_path, the tasks arc_challenge_local and arc_easy_local
+    (lm-eval's ARC prompt over the local files) are added, for offline use."""
+    try:
+        import likra.harness  # registers --model likra
+    except ImportError as err:
+        raise LikraError(f"likra lm-eval needs lm-evaluation-harness ({err}): pip install 'likra[lm-eval]'") from None
+    from likra.models import cache_dir
+
+    args = list(ctx.args)
+    data_dir = os.environ.get("LIKRA_DATA_DIR")
+    if data_dir and not any(a.startswith("--include_path") for a in args):
+        args += ["--include_path", str(likra.harness.write_local_tasks(data_dir, cache_dir() / "lm_eval_tasks"))]
+    from lm_eval.__main__ import cli_evaluate
+
+    sys.argv = ["lm_eval", *args]
+    cli_evaluate()
+
 
 nat_app = typer.Typer(
     help="NAT: fine-tune tool-using agents on successful and failed trajectories.", no_args_is_help=True

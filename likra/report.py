@@ -16,6 +16,10 @@ STYLE = {
     "sft": ("SFT  L+", "tab:blue", "-"),
     "sft_calibrated": ("SFT, calibrated", "tab:blue", "--"),
     "negbase": ("Base-Likra  Lbase \u2212 L\u2212", "tab:green", "-"),
+    "dpo": ("DPO (TRL)", "tab:purple", "-"),
+    "dpo_reward": ("DPO reward  Lpolicy \u2212 Lbase", "tab:purple", "--"),
+    "kto": ("KTO (TRL)", "tab:orange", "-"),
+    "kto_reward": ("KTO reward  Lpolicy \u2212 Lbase", "tab:orange", "--"),
     "base": ("base model", "black", ":"),
     "base_calibrated": ("base model, calibrated", "gray", ":"),
 }

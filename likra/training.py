@@ -254,9 +254,10 @@ def attach_heads(model: Any, config: LoopConfig, heads: Sequence[str]) -> Any:
 
 @contextmanager
 def quiet_peft() -> Iterator[None]:
-    """peft 0.21 asks transformers 5 a deprecated question on every wrap; the warning is theirs, not the user's."""
+    """peft 0.21 and TRL 1.16 call transformers 5's deprecated gradient-checkpointing names; the warnings are theirs,
+    not the user's."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*deprecated", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
         yield
 
 
@@ -339,11 +340,12 @@ def save_checkpoint(
     optimizers: dict[str, Any],
     manifest: dict[str, Any],
     tokenizer: Any = None,
+    default_adapter: bool = False,
 ) -> Path:
     """Write to a temporary directory, then rename: a kill mid-save leaves the previous checkpoint whole.
     LoRA heads are plain peft folders ``<head>/``; a full fine-tuning run is a plain model folder ``model/`` (with
     the tokenizer, so ``--model step-K/model`` loads it). The optimiser state (needed only to resume) is kept in
-    the newest checkpoint alone."""
+    the newest checkpoint alone. ``default_adapter``: the one head is peft's "default" adapter (as TRL names it)."""
     examples = manifest["examples_seen"]
     final = step_dir(out, examples)
     tmp = out / f".step-{examples}.tmp"
@@ -352,6 +354,8 @@ def save_checkpoint(
         model.save_pretrained(str(tmp / FULL))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp / FULL))
+    elif default_adapter:
+        model.save_pretrained(str(tmp / heads[0]), selected_adapters=["default"])  # "default" saves at the root
     else:
         model.save_pretrained(str(tmp), selected_adapters=list(heads))  # → tmp/<head>/ plain peft dirs
     torch.save({head: opt.state_dict() for head, opt in optimizers.items()}, tmp / OPTIMIZER_STATE)
@@ -420,14 +424,21 @@ def train(
             for pairs in data.negative
         ],
     }
-    manifest = {
+    manifest = training_manifest(config, data, tokenizer, list(config.head_names))
+    heads = {h: examples[h] for h in config.head_names}
+    return fit(loaded, config, heads, out, manifest, resume=resume, progress=progress)
+
+
+def training_manifest(config: TrainConfig, data: TrainingSet, tokenizer: Any, heads: list[str]) -> dict[str, Any]:
+    """What every checkpoint of a run records about it (the loop adds the base model and the counts)."""
+    return {
         "format": "likra-checkpoint",
         "format_version": 1,
         "likra_version": __version__,
         "tokenizer": getattr(tokenizer, "name_or_path", None),
         "task": get_task(config.task).name,
         "eval_split": data.pool.eval_split,
-        "heads": list(config.head_names),
+        "heads": heads,
         "questions": len(data.questions),
         "config": asdict(config),
         "data": {
@@ -440,8 +451,6 @@ def train(
         },
         "seed": config.seed,
     }
-    heads = {h: examples[h] for h in config.head_names}
-    return fit(loaded, config, heads, out, manifest, resume=resume, progress=progress)
 
 
 def fit(

@@ -9,10 +9,16 @@ the files that exist.
 Layout of ``out``::
 
     runs/seed-<s>/step-<k>/...                      likra train
+    runs/<dpo|kto>-seed-<s>/step-<k>/...            likra baseline (with --methods ...,dpo,kto)
     scores/<task>-<split>/eval.json                 the evaluation set (task, split, n, limit, sample)
     scores/<task>-<split>/base.items.jsonl          the base model, once
     scores/<task>-<split>/seed-<s>/step-<k>.items.jsonl
+    scores/<task>-<split>/<dpo|kto>-seed-<s>/step-<k>.items.jsonl
     curve.csv, curve.json                           one row per evaluation set x method x examples x seed
+
+DPO and KTO (``likra.baselines``, trained by TRL on the same questions, negatives and seeds) are one more run
+per seed each; their policy is scored as a head, so ``dpo`` is its likelihood (mode sft) and ``dpo_reward`` its
+implicit reward (mode posbase, ``L_policy - L_base``).
 
 Several evaluation sets may share the runs (``--eval-task arc_easy`` after the ARC-Challenge curve), provided
 the training pool keeps each of them out (``--hold-out``); ``check_held_out`` refuses otherwise.
@@ -28,6 +34,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from likra.baselines import METHODS as BASELINES
+from likra.baselines import BaselineConfig, train_baseline
 from likra.data import get_task
 from likra.data.items import MCItem
 from likra.data.pools import training_pool
@@ -46,6 +54,10 @@ METHODS: dict[str, tuple[str, str]] = {
     "likra": ("likra", "acc_norm"),
     "negbase": ("negbase", "acc_norm"),
 }
+# a baseline's rows, from its policy scored as the positive head
+BASELINE_MODES = {"": ("sft", "acc_norm"), "_reward": ("posbase", "acc_norm")}
+LIKRA_METHODS = ("sft", "sft_calibrated", "likra", "negbase")  # the curves that need Likra's own runs
+DEFAULT_METHODS = ["sft", "sft_calibrated", "likra", "negbase"]
 # Likra is compared, item by item, with these (exact McNemar p-values in the CSV)
 PAIRED = ("sft", "sft_calibrated")
 EVAL_SET = "eval.json"  # in each scores/<task>-<split>/: which questions were scored
@@ -63,6 +75,24 @@ class CurveConfig:
     limit: int | None = None
     sample: int | None = None
     neg_weight: float = 1.0
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))  # the curves to draw (and train)
+    baseline_lr: float | None = None  # DPO/KTO learning rate (default: train.lr)
+    beta: float = 0.1
+    kto_data: str = "both"
+
+    def check(self) -> None:
+        known = [*METHODS, *(f"{b}{suffix}" for b in BASELINES for suffix in BASELINE_MODES)]
+        unknown = [m for m in self.methods if m not in known]
+        if unknown or not self.methods:
+            raise LikraError(f"--methods {','.join(self.methods)}: expected some of {', '.join(known)}")
+
+    def baselines(self) -> list[str]:
+        """The baseline methods whose runs the requested curves need."""
+        return [b for b in BASELINES if any(m.split("_")[0] == b for m in self.methods)]
+
+    def baseline_config(self, method: str, seed: int) -> BaselineConfig:
+        fields = {**asdict(self.train), "seed": seed, "lr": self.baseline_lr or self.train.lr}
+        return BaselineConfig(**fields, method=method, beta=self.beta, kto_data=self.kto_data)
 
     def eval_config(self, checkpoint: str | None = None) -> EvalConfig:
         return EvalConfig(
@@ -95,6 +125,7 @@ def run_curve(
     bfloat16 copy of it (same weight files, so checkpoints accept it). The outputs cover every evaluation
     set scored in ``out`` so far: a second run with another ``eval_task`` adds its curves to the same runs."""
     out = Path(out)
+    config.check()
     requests = prepare(config.eval_config())  # data errors before any work
     check_held_out(config, [r.item for r in requests])
     scores_dir = scores_dir_of(out, config)
@@ -108,20 +139,25 @@ def run_curve(
                    "limit": config.limit, "sample": config.sample}  # fmt: skip
     write_json(scores_dir / EVAL_SET, description)
     base = read_items(base_path)
+    kinds = ([""] if any(m in LIKRA_METHODS for m in config.methods) else []) + [f"{b}-" for b in config.baselines()]
     for seed in config.seeds:
-        run = out / "runs" / f"seed-{seed}"
-        train_config = replace(config.train, seed=seed)
-        total = train_config.n
-        done = [k for k, _ in list_checkpoints(run)] if run.is_dir() else []
-        if total is None or total not in done:
-            log(f"seed {seed}: training {'(resuming) ' if done else ''}to {total} examples in {run}")
-            train(trainer, train_config, run, resume=bool(done))
-        for examples, path in list_checkpoints(run):
-            items_path = scores_dir / f"seed-{seed}" / f"step-{examples}.items.jsonl"
-            if not items_path.is_file():
-                log(f"seed {seed}: scoring step-{examples}")
-                result = evaluate(scorer, config.eval_config(str(path)), requests, base=base)
-                write_items(items_path, result.items)
+        for kind in kinds:  # "" is Likra's run, "dpo-" and "kto-" the baselines'
+            name = f"{kind}seed-{seed}"
+            run = out / "runs" / name
+            total = config.train.n
+            done = [k for k, _ in list_checkpoints(run)] if run.is_dir() else []
+            if total is None or total not in done:
+                log(f"{name}: training {'(resuming) ' if done else ''}to {total} examples in {run}")
+                if kind:
+                    train_baseline(trainer, config.baseline_config(kind[:-1], seed), run, resume=bool(done))
+                else:
+                    train(trainer, replace(config.train, seed=seed), run, resume=bool(done))
+            for examples, path in list_checkpoints(run):
+                items_path = scores_dir / name / f"step-{examples}.items.jsonl"
+                if not items_path.is_file():
+                    log(f"{name}: scoring step-{examples}")
+                    result = evaluate(scorer, config.eval_config(str(path)), requests, base=base)
+                    write_items(items_path, result.items)
     rows = curve_rows(out, config.neg_weight)
     write_csv(out / "curve.csv", rows)
     summary = {
@@ -166,11 +202,11 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
     for found in eval_sets(out):
         scores_dir = out / found["folder"]
         base = read_items(scores_dir / "base.items.jsonl")
-        seeds = sorted(int(p.name.removeprefix("seed-")) for p in scores_dir.glob("seed-*") if p.is_dir())
-        for seed in seeds:
-            points = [(0, base)] + [(k, read_items(p)) for k, p in stored_steps(scores_dir / f"seed-{seed}")]
+        for baseline, seed, folder in _seed_folders(scores_dir):
+            methods = {f"{baseline}{s}": v for s, v in BASELINE_MODES.items()} if baseline else METHODS
+            points = [(0, base)] + [(k, read_items(p)) for k, p in stored_steps(folder)]
             for examples, items in points:
-                hits = {m: _hits(items, mode, metric, neg_weight) for m, (mode, metric) in METHODS.items()}
+                hits = {m: _hits(items, mode, metric, neg_weight) for m, (mode, metric) in methods.items()}
                 for method, correct_items in hits.items():
                     row = {
                         "task": found["task"],
@@ -188,6 +224,17 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
                             row[f"p_vs_{other}"] = mcnemar_exact(correct_items, hits[other])
                     rows.append(row)
     return rows
+
+
+def _seed_folders(scores_dir: Path) -> list[tuple[str, int, Path]]:
+    """(baseline or "" for Likra's heads, seed, folder) of each ``[<baseline>-]seed-<s>`` in ``scores_dir``:
+    Likra's first, seeds in numeric order."""
+    found = []
+    for folder in scores_dir.glob("*seed-*"):
+        kind, _, number = folder.name.rpartition("seed-")
+        if folder.is_dir() and number.isdigit() and kind.removesuffix("-") in ("", *BASELINES):
+            found.append((kind.removesuffix("-"), int(number), folder))
+    return sorted(found, key=lambda f: (f[0] != "", f[0], f[1]))
 
 
 def stored_steps(folder: Path) -> list[tuple[int, Path]]:

@@ -1,0 +1,244 @@
+"""Preference-learning baselines on Likra's data, trained by TRL: DPO and KTO.
+
+The same questions in the same seeded order, the same negatives and the same LoRA settings as ``likra train``;
+only the objective differs. DPO learns from (question, correct answer, negative answer) pairs; KTO from unpaired
+answers labelled desirable or undesirable, the positives and negatives of each question, or the negatives alone.
+Checkpoints are written at the same example counts (questions seen) as Likra's, in Likra's checkpoint format:
+the trained policy is the one head, named ``positive``, so every evaluation path applies unchanged: mode ``sft``
+ranks answers by the policy's likelihood, mode ``posbase`` by DPO's implicit reward (``L_policy - L_base``).
+
+TRL does the optimisation (its losses, reference log-probabilities through the adapter-free base model, its
+batching); we give it the rows in order (no shuffling, so step-K has seen exactly the first K questions), our
+AdamW (so a run resumes from a checkpoint's optimiser state), and a callback that saves at the points. As TRL
+does for plain-text rows, each completion ends with the EOS token in training; evaluation scores the answer
+tokens, as for every other method.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from likra.errors import LikraError
+from likra.models import LoadedModel
+from likra.training import (
+    MANIFEST,
+    OPTIMIZER_STATE,
+    TRAIN_LOG,
+    TrainConfig,
+    TrainingSet,
+    TrainResult,
+    _base_model_entry,
+    _check_resumable,
+    _prepare_out,
+    _truncate_log,
+    attach_heads,
+    build_training_set,
+    head_parameters,
+    list_checkpoints,
+    quiet_peft,
+    save_checkpoint,
+    save_points,
+    training_manifest,
+)
+
+METHODS = ("dpo", "kto")
+KTO_DATA = ("both", "negatives")
+POLICY = "positive"  # the head name a baseline's policy is saved under (see the module docstring)
+
+
+@dataclass
+class BaselineConfig(TrainConfig):
+    """A DPO or KTO run on Likra's data; ``likra baseline dpo|kto`` options map one to one."""
+
+    method: str = "dpo"
+    beta: float = 0.1  # TRL's default for both
+    kto_data: str = "both"  # KTO: "both" (each question's positive and negative) or "negatives" (alone)
+
+    def check(self) -> None:
+        super().check()
+        if self.method not in METHODS:
+            raise LikraError(f"method {self.method}: expected one of {', '.join(METHODS)}")
+        if self.kto_data not in KTO_DATA:
+            raise LikraError(f"--kto-data {self.kto_data}: expected one of {', '.join(KTO_DATA)}")
+        if not self.beta > 0:
+            raise LikraError(f"--beta {self.beta}: must be positive")
+        if self.negatives_per_question != 1:
+            raise LikraError("--negatives-per-question: DPO and KTO baselines take one negative per question")
+        if self.epochs != 1:
+            raise LikraError("--epochs: DPO and KTO baselines run one epoch (examples seen = questions)")
+        bad = [p for p in self.save_at or [] if p % self.batch_size and p != self.n]
+        if bad:
+            raise LikraError(
+                f"--save-at {','.join(map(str, bad))}: TRL saves between whole batches; "
+                f"use multiples of --batch-size {self.batch_size}"
+            )
+
+
+def preference_rows(data: TrainingSet, method: str, kto_data: str = "both") -> list[list[dict[str, Any]]]:
+    """Per question, its rows in TRL's plain-text formats: DPO ``prompt/chosen/rejected``; KTO
+    ``prompt/completion/label``. The prompt and answers are the pairs ``likra train`` learns from."""
+    rows = []
+    for question, positive, negative in zip(data.questions, data.positive, data.negative, strict=True):
+        if len(negative) != 1:
+            raise LikraError(f"question {question.id}: has {len(negative)} negatives; DPO and KTO need exactly one")
+        (context, correct), (_, wrong) = positive, negative[0]
+        if method == "dpo":
+            rows.append([{"id": question.id, "prompt": context, "chosen": correct, "rejected": wrong}])
+            continue
+        unpaired = [{"id": question.id, "prompt": context, "completion": wrong, "label": False}]
+        if kto_data == "both":
+            unpaired.insert(0, {"id": question.id, "prompt": context, "completion": correct, "label": True})
+        rows.append(unpaired)
+    return rows
+
+
+Saver = Callable[[int, int, float], Path]  # (questions seen, step, mean loss since the last save) → checkpoint
+
+
+class _Checkpoints:
+    """Counts questions seen, logs each step to ``train_log.jsonl`` and saves at the save points. Driven by TRL's
+    per-step log (``logging_steps=1``), which comes after the step's optimiser update."""
+
+    def __init__(
+        self, start: int, per_step: int, points: list[int], save: Callable[[int, int, float], Path], log: Path
+    ):
+        self.start, self.per_step, self.points, self.save, self.log = start, per_step, points, save, log
+        self.interval: list[float] = []  # the losses since the last checkpoint
+        self.checkpoints: list[Path] = []
+        self.seen = start
+
+    def logged(self, step: int, logs: dict[str, float]) -> int:
+        """Record a step's log; returns the questions it added."""
+        if "loss" not in logs:  # TRL's end-of-training summary
+            return 0
+        before, self.seen = self.seen, min(self.start + step * self.per_step, self.points[-1])
+        self.interval.append(float(logs["loss"]))
+        record = {"step": step, "examples": self.seen, "loss": {POLICY: logs["loss"]}}
+        record.update({k: v for k, v in logs.items() if k.startswith(("rewards/", "kl"))})
+        with self.log.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.seen in self.points:
+            self.checkpoints.append(self.save(self.seen, step, sum(self.interval) / len(self.interval)))
+            self.interval = []
+        return self.seen - before
+
+
+def _callback(tracker: _Checkpoints, progress: Callable[[int], None] | None) -> Any:
+    """The tracker as a ``transformers.TrainerCallback`` (built here, so importing this module stays cheap)."""
+    from transformers import TrainerCallback
+
+    class Callback(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+            added = tracker.logged(state.global_step, logs or {})
+            if progress is not None and added:
+                progress(added)
+
+    return Callback()
+
+
+def train_baseline(
+    loaded: LoadedModel,
+    config: BaselineConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    data: TrainingSet | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train ``config.method`` with TRL on Likra's data for ``config`` and write checkpoints under ``out``."""
+    import time
+
+    from datasets import Dataset
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+    from transformers import PrinterCallback, ProgressCallback
+
+    config.check()
+    out = Path(out)
+    resumed_from, resume_path = _prepare_out(out, resume)
+    data = data or build_training_set(config, loaded)
+    per_question = preference_rows(data, config.method, config.kto_data)
+    rows_per_question = len(per_question[0])
+    total = len(per_question)
+    points = save_points(total, config.save_at)
+    manifest = training_manifest(config, data, loaded.tokenizer, [POLICY])
+    manifest = {**manifest, "method": config.method, "base_model": _base_model_entry(loaded)}
+    if resume_path is not None:
+        _check_resumable(json.loads((resume_path / MANIFEST).read_text()), manifest, resume_path)
+    remaining = [row for rows in per_question[resumed_from:] for row in rows]
+    out.mkdir(parents=True, exist_ok=True)
+    if resume_path is not None:
+        _truncate_log(out / TRAIN_LOG, resumed_from)
+    if not remaining:
+        return TrainResult(out, [], resumed_from, {}, 0.0, resumed_from)
+
+    model = attach_heads(loaded.model, config, ["default"])  # TRL copies peft's "default" adapter as its reference
+    start = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="likra-trl-") as scratch, quiet_peft():
+            trainer = _trainer(
+                config, model, loaded.tokenizer, Dataset.from_list(remaining), rows_per_question, scratch
+            )
+            if resume_path is not None:  # after TRL copied the (base) reference: only the policy resumes
+                weights = load_peft_weights(str(resume_path / POLICY))
+                set_peft_model_state_dict(trainer.model, weights, adapter_name="default")
+            optimizer = torch.optim.AdamW(head_parameters(trainer.model, "default"), lr=config.lr, weight_decay=0.0)
+            if resume_path is not None:
+                optimizer.load_state_dict(torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)[POLICY])
+            trainer.optimizer = optimizer
+
+            def save(seen: int, step: int, loss: float) -> Path:
+                entry = {**manifest, "examples_seen": seen, "steps": step, "loss": {POLICY: loss}}
+                unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+                return save_checkpoint(out, unwrapped, [POLICY], {POLICY: optimizer}, entry, default_adapter=True)
+
+            tracker = _Checkpoints(resumed_from, config.batch_size, points, save, out / TRAIN_LOG)
+            trainer.add_callback(_callback(tracker, progress))
+            for printer in (PrinterCallback, ProgressCallback):  # the log goes to train_log.jsonl instead
+                trainer.remove_callback(printer)
+            trainer.train()
+    finally:
+        model.unload()  # the plain base model again, as ``fit`` leaves it
+        loaded.model.eval()
+    done = list_checkpoints(out)
+    final = json.loads((done[-1][1] / MANIFEST).read_text())["loss"] if done else {}
+    return TrainResult(out, tracker.checkpoints, tracker.seen, final, time.perf_counter() - start, resumed_from)
+
+
+def _trainer(config: BaselineConfig, model: Any, tokenizer: Any, dataset: Any, rows_per_question: int, scratch: str):
+    """TRL's trainer for the method, with Likra's loop settings (constant learning rate, no weight decay, rows in
+    order, one optimiser step per ``batch_size`` questions, nothing saved or reported by TRL itself)."""
+    common = {
+        "output_dir": scratch,
+        "per_device_train_batch_size": config.batch_size * rows_per_question,
+        "learning_rate": config.lr,
+        "lr_scheduler_type": "constant",
+        "weight_decay": 0.0,
+        "num_train_epochs": 1,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "beta": config.beta,
+        "max_length": config.max_length,
+        "bf16": config.bf16,
+        "train_sampling_strategy": "sequential",
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "dataset_num_proc": None,
+        "use_cpu": not torch.cuda.is_available(),
+    }
+    if config.method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        return DPOTrainer(model=model, args=DPOConfig(**common), train_dataset=dataset, processing_class=tokenizer)
+    from trl import KTOConfig, KTOTrainer
+
+    return KTOTrainer(model=model, args=KTOConfig(**common), train_dataset=dataset, processing_class=tokenizer)

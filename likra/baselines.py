@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from likra import parallel
 from likra.errors import LikraError
 from likra.models import LoadedModel
 from likra.training import (
@@ -161,6 +162,8 @@ def train_baseline(
     from transformers import PrinterCallback, ProgressCallback
 
     config.check()
+    if parallel.launched():  # TRL would split the batches itself; the step → questions count assumes one process
+        raise LikraError("likra baseline runs in one process; start it without accelerate launch")
     out = Path(out)
     resumed_from, resume_path = _prepare_out(out, resume)
     data = data or build_training_set(config, loaded)

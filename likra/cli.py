@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from likra.errors import LikraError
+from likra.parallel import is_main
 from likra.report import log_command
 
 DEFAULT_MODEL_NAME = "smollm2-135m"  # likra.models.DEFAULT_MODEL, without importing it at start-up
@@ -174,6 +175,8 @@ def eval_command(
     with progress_bar(count_requests(requests, calibrate), f"scoring {len(requests)} questions") as advance:
         result = evaluate(loaded, config, requests, advance, base)
     print_results(result.results)
+    if not is_main():  # under `accelerate launch`, every process holds the gathered results; one writes them
+        return
     if out:
         write_json(out, result.results)
         console.print(f"results: {out}")
@@ -1065,6 +1068,8 @@ def _quiet_libraries() -> None:
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     _quiet_libraries()
+    if not is_main():  # one process speaks under `accelerate launch` (all of them hit the same errors)
+        console.quiet = err_console.quiet = True
     try:
         app()
     except LikraError as err:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from likra import __version__
+from likra import __version__, parallel
 from likra.data import build_requests, get_task, load_items
 from likra.data.items import MCItem
 from likra.data.prompts import TARGET_DELIMITER, ItemRequests
@@ -157,7 +157,12 @@ def evaluate(
     try:
         scorer = Scorer(model, loaded.tokenizer, batch_tokens=config.batch_tokens, heads=heads)
         start = time.perf_counter()
-        scores = score_requests(scorer, requests, progress, config.calibrate, base)
+        # under `accelerate launch` each process scores every world-th question; all get every score back
+        size = parallel.world()[1]
+        local_base = parallel.shard(base) if base is not None else None
+        advance = (lambda n: progress(n * size)) if progress is not None and size > 1 else progress
+        local = score_requests(scorer, parallel.shard(requests), advance, config.calibrate, local_base)
+        scores = parallel.gather(local)
         seconds = time.perf_counter() - start
     finally:
         if checkpoint is not None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from likra import __version__
+from likra import __version__, parallel
 from likra.data import get_task
 from likra.data.items import MCItem
 from likra.data.pools import Pool, training_pool
@@ -488,9 +488,12 @@ def fit(
     batches = schedule(total, points, config.batch_size)
 
     model = loaded.model if full else attach_heads(loaded.model, config, names)
+    rank, size = parallel.world()  # under `accelerate launch`: each process takes a share of every batch
+    main = parallel.is_main()
     try:
         model.train()  # dropout, when asked for; in LoRA runs the base weights stay frozen
-        optimizers = {h: torch.optim.AdamW(head_parameters(model, h), lr=config.lr, weight_decay=0.0) for h in names}
+        params = {h: head_parameters(model, h) for h in names}
+        optimizers = {h: torch.optim.AdamW(params[h], lr=config.lr, weight_decay=0.0) for h in names}
         log_path = out / TRAIN_LOG
         if resume_path is not None:
             previous = json.loads((resume_path / MANIFEST).read_text())
@@ -502,7 +505,8 @@ def fit(
                 else:
                     set_peft_model_state_dict(model, load_peft_weights(str(resume_path / head)), adapter_name=head)
                 optimizers[head].load_state_dict(state[head])
-            _truncate_log(log_path, resumed_from)
+            if main:
+                _truncate_log(log_path, resumed_from)
         out.mkdir(parents=True, exist_ok=True)
 
         seen, step = 0, 0
@@ -512,7 +516,7 @@ def fit(
         start = time.perf_counter()
         micro = config.micro_batch_size or config.batch_size
         autocast = torch.autocast(model.device.type, torch.bfloat16) if config.bf16 else nullcontext()
-        with log_path.open("a") as log:
+        with log_path.open("a") if main else open(os.devnull, "w") as log:
             for batch in batches:
                 if seen < resumed_from:  # replaying the schedule up to the checkpoint (nothing is computed)
                     seen += len(batch)
@@ -527,13 +531,16 @@ def fit(
                         continue
                     if not full:
                         model.set_adapter(head)  # only this head's weights take gradients
-                    n_tokens = sum(sum(flags[1:]) for _, flags in chosen)
+                    n_tokens = sum(sum(flags[1:]) for _, flags in chosen)  # over all processes' shares
+                    local = chosen[rank::size]
                     total_loss = 0.0
-                    for j in range(0, len(chosen), micro):
+                    for j in range(0, len(local), micro):
                         with autocast:
-                            loss_sum, _ = token_loss(model, chosen[j : j + micro])
+                            loss_sum, _ = token_loss(model, local[j : j + micro])
                         (loss_sum / n_tokens).backward()
                         total_loss += loss_sum.item()
+                    parallel.all_reduce_gradients(params[head])
+                    total_loss = parallel.all_reduce_sum(total_loss)
                     if not math.isfinite(total_loss):
                         where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
                         raise LikraError(
@@ -562,13 +569,16 @@ def fit(
                 if seen in points:
                     mean = {h: (s / n if n else None) for h, (s, n) in interval.items()}
                     entry = {**manifest, "examples_seen": seen, "steps": step, "loss": mean}
-                    last_good = save_checkpoint(out, model, names, optimizers, entry, loaded.tokenizer)
+                    if main:
+                        save_checkpoint(out, model, names, optimizers, entry, loaded.tokenizer)
+                    last_good = step_dir(out, seen)
                     checkpoints.append(last_good)
                     interval = {h: [0.0, 0.0] for h in names}
     finally:  # give the caller back the plain base model (peft wrapped it in place)
         if not full:
             model.unload()
         loaded.model.eval()
+    parallel.barrier()  # the last checkpoint is on disk before any process reads it
     done = list_checkpoints(out)
     final_loss = json.loads((done[-1][1] / MANIFEST).read_text())["loss"] if done else {}
     return TrainResult(out, checkpoints, seen, final_loss, time.perf_counter() - start, resumed_from)

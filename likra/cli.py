@@ -481,6 +481,7 @@ def curve(
     baseline_lr: Annotated[float | None, typer.Option(help="DPO/KTO learning rate (default: --lr).")] = None,
     beta: BetaOpt = 0.1,
     kto_data: KtoDataOpt = "both",
+    plot: Annotated[str | None, typer.Option(help="Figure file (default: OUT/curve.png).")] = None,
 ) -> None:
     """Learning curves of SFT, Likra and Base-Likra (and calibrated controls; DPO and KTO with --methods)
     across checkpoints and seeds."""
@@ -494,16 +495,18 @@ def curve(
     config = replace(config, methods=_str_list(methods), baseline_lr=baseline_lr, beta=beta, kto_data=kto_data)
     config.check()
     summary = run_curve(trainer, scorer, config, out, log=_log)
+    # the figure and tables: the methods and seeds asked for (curve.csv keeps every row scored in the folder)
     drawn = {*config.methods, "base", "base_calibrated"}
-    rows = [r for r in summary["rows"] if r["method"] in drawn]
-    plot_curve(rows, Path(out) / "curve.png", f"{model} · heads trained on the {task} pool")
+    rows = [r for r in summary["rows"] if r["method"] in drawn and r["seed"] in config.seeds]
+    figure = plot or str(Path(out) / "curve.png")
+    plot_curve(rows, figure, f"{model} · heads trained on the {task} pool")
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for found in summary["eval_sets"]:
         part = [r for r in rows if (r["task"], r["split"]) == (found["task"], found["split"])]
         seeds_scored = len({r["seed"] for r in part})
         title = f"{found['task']} {found['split']} ({found['n']} questions): mean accuracy over {seeds_scored} seed(s)"
         console.print(_mean_table(part, "method", methods, title))
-    console.print(f"written: {out}/curve.csv, curve.json, curve.png")
+    console.print(f"written: {out}/curve.csv, curve.json, {figure}")
     log_command(out, sys.argv[1:], time.perf_counter() - started)
 
 

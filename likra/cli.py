@@ -185,36 +185,47 @@ def eval_command(
         console.print(f"items: {items_out}")
 
 
+SplitOpt = Annotated[str | None, typer.Option(help="The evaluation split kept out of the pool.")]
+NOpt = Annotated[int | None, typer.Option("--n", help="Questions to train on (default: the whole pool).")]
+LoraROpt = Annotated[int, typer.Option(help="LoRA rank.")]
+LoraAlphaOpt = Annotated[int, typer.Option(help="LoRA alpha.")]
+TargetModulesOpt = Annotated[str, typer.Option(help="Comma-separated module names.")]
+BatchSizeOpt = Annotated[int, typer.Option(help="Questions per optimiser step.")]
+Bf16Opt = Annotated[bool, typer.Option(help="bfloat16 autocast (weights and optimiser stay in --dtype).")]
+TrainSeedOpt = Annotated[int, typer.Option(help="Seeds question order, negatives and LoRA initialisation.")]
+SaveAtOpt = Annotated[str | None, typer.Option(help="Comma-separated example counts (default 8,16,32,...).")]
+TrainFileOpt = Annotated[str | None, typer.Option(help="A JSONL pool in the task's format (needed for jsonl:).")]
+ResumeOpt = Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")]
+
+
 @app.command()
 def train(
     out: Annotated[str, typer.Option(help="Run folder: step-<examples>/{positive,negative}/ + likra.json.")],
     model: ModelOpt = "smollm2-135m",
     task: TaskOpt = "arc_challenge",
-    split: Annotated[str | None, typer.Option(help="The evaluation split kept out of the pool.")] = None,
-    n: Annotated[int | None, typer.Option("--n", help="Questions to train on (default: the whole pool).")] = None,
+    split: SplitOpt = None,
+    n: NOpt = None,
     negatives: NegativesOpt = "incorrect",
     negatives_per_question: Annotated[int, typer.Option(help="Negative answers per question.")] = 1,
     contamination: Annotated[float, typer.Option(help="Fraction of negatives replaced by the correct answer.")] = 0.0,
     heads: Annotated[str, typer.Option(help="both, positive, negative.")] = "both",
     lr: LrOpt = 1e-3,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
-    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 8,
+    lora_r: LoraROpt = 8,
+    lora_alpha: LoraAlphaOpt = 8,
     lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.0,
-    target_modules: Annotated[str, typer.Option(help="Comma-separated module names.")] = "gate_proj,up_proj,down_proj",
-    batch_size: Annotated[int, typer.Option(help="Questions per optimiser step.")] = 8,
+    target_modules: TargetModulesOpt = "gate_proj,up_proj,down_proj",
+    batch_size: BatchSizeOpt = 8,
     micro_batch_size: Annotated[int | None, typer.Option(help="Questions per forward pass (accumulation).")] = None,
-    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast (weights and optimiser stay in --dtype).")] = False,
+    bf16: Bf16Opt = False,
     epochs: Annotated[int, typer.Option(help="Passes over the questions.")] = 1,
-    seed: Annotated[int, typer.Option(help="Seeds question order, negatives and LoRA initialisation.")] = 1234,
-    save_at: Annotated[str | None, typer.Option(help="Comma-separated example counts (default 8,16,32,...).")] = None,
+    seed: TrainSeedOpt = 1234,
+    save_at: SaveAtOpt = None,
     max_length: Annotated[int, typer.Option(help="Longest example in tokens (the context is cut on the left).")] = 1024,
-    train_file: Annotated[
-        str | None, typer.Option(help="A JSONL pool in the task's format (needed for jsonl:).")
-    ] = None,
+    train_file: TrainFileOpt = None,
     hold_out: HoldOutOpt = None,
     data_dir: DataDirOpt = None,
     dtype: DtypeOpt = "auto",
-    resume: Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")] = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """Train a positive head on correct answers and a negative head on wrong ones (LoRA adapters)."""
     from likra.training import TrainConfig
@@ -290,27 +301,25 @@ def baseline(
     out: Annotated[str, typer.Option(help="Run folder: step-<examples>/positive/ (the policy) + likra.json.")],
     model: ModelOpt = "smollm2-135m",
     task: TaskOpt = "arc_challenge",
-    split: Annotated[str | None, typer.Option(help="The evaluation split kept out of the pool.")] = None,
-    n: Annotated[int | None, typer.Option("--n", help="Questions to train on (default: the whole pool).")] = None,
+    split: SplitOpt = None,
+    n: NOpt = None,
     negatives: NegativesOpt = "incorrect",
     beta: BetaOpt = 0.1,
     kto_data: KtoDataOpt = "both",
     lr: LrOpt = 1e-3,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
-    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 8,
-    target_modules: Annotated[str, typer.Option(help="Comma-separated module names.")] = "gate_proj,up_proj,down_proj",
-    batch_size: Annotated[int, typer.Option(help="Questions per optimiser step.")] = 8,
-    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast (weights and optimiser stay in --dtype).")] = False,
-    seed: Annotated[int, typer.Option(help="Seeds question order, negatives and LoRA initialisation.")] = 1234,
-    save_at: Annotated[str | None, typer.Option(help="Comma-separated example counts (default 8,16,32,...).")] = None,
+    lora_r: LoraROpt = 8,
+    lora_alpha: LoraAlphaOpt = 8,
+    target_modules: TargetModulesOpt = "gate_proj,up_proj,down_proj",
+    batch_size: BatchSizeOpt = 8,
+    bf16: Bf16Opt = False,
+    seed: TrainSeedOpt = 1234,
+    save_at: SaveAtOpt = None,
     max_length: Annotated[int, typer.Option(help="Longest example in tokens.")] = 1024,
-    train_file: Annotated[
-        str | None, typer.Option(help="A JSONL pool in the task's format (needed for jsonl:).")
-    ] = None,
+    train_file: TrainFileOpt = None,
     hold_out: HoldOutOpt = None,
     data_dir: DataDirOpt = None,
     dtype: DtypeOpt = "auto",
-    resume: Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")] = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """DPO or KTO with TRL on Likra's data (same questions, negatives, seeds, LoRA), checkpoints at the same counts."""
     from likra.baselines import BaselineConfig, train_baseline
@@ -835,14 +844,14 @@ def nat_train(
     ] = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
     batch_size: Annotated[int, typer.Option(help="Trajectories per optimiser step.")] = 8,
     micro_batch_size: Annotated[int, typer.Option(help="Trajectories per forward pass.")] = 1,
-    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast (weights and optimiser stay in --dtype).")] = False,
+    bf16: Bf16Opt = False,
     epochs: Annotated[int, typer.Option(help="Passes over the trajectories.")] = 1,
     seed: Annotated[int, typer.Option(help="Seeds the samples, the order and the LoRA initialisation.")] = 1234,
     save_at: Annotated[str | None, typer.Option(help="Comma-separated trajectory counts (default: the end).")] = None,
     max_length: Annotated[int, typer.Option(help="Longest trajectory in tokens (cut at the end).")] = 2048,
     data_dir: DataDirOpt = None,
     dtype: DtypeOpt = "auto",
-    resume: Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")] = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """Fine-tune an agent on successful and failed trajectories, each introduced by the template's prefix."""
     from likra.models import load_model

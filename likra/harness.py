@@ -24,7 +24,7 @@ from likra.errors import LikraError
 from likra.metrics import check_mode, mode_coefficients
 from likra.models import DEFAULT_MODEL, load_model
 from likra.scoring import Scorer
-from likra.training import check_base_model, load_heads, read_manifest
+from likra.training import load_heads, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ class LikraLM(LM):
         self.loaded = load_model(name, dtype=dtype, device=_device(device))
         net, head_names = self.loaded.model, None
         if checkpoint:
-            check_base_model(self.loaded, checkpoint)
-            net, _ = load_heads(self.loaded, checkpoint)
+            net, _ = load_heads(self.loaded, checkpoint)  # refuses another base model
             head_names = tuple(h for h in self.coefficients)  # only the heads the mode uses
         self.scorer = Scorer(net, self.loaded.tokenizer, batch_tokens=int(batch_tokens), heads=head_names)
 

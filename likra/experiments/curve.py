@@ -57,7 +57,7 @@ METHODS: dict[str, tuple[str, str]] = {
 # a baseline's rows, from its policy scored as the positive head
 BASELINE_MODES = {"": ("sft", "acc_norm"), "_reward": ("posbase", "acc_norm")}
 LIKRA_METHODS = ("sft", "sft_calibrated", "likra", "negbase")  # the curves that need Likra's own runs
-DEFAULT_METHODS = ["sft", "sft_calibrated", "likra", "negbase"]
+DEFAULT_METHODS = list(LIKRA_METHODS)
 # Likra is compared, item by item, with these (exact McNemar p-values in the CSV)
 PAIRED = ("sft", "sft_calibrated")
 EVAL_SET = "eval.json"  # in each scores/<task>-<split>/: which questions were scored

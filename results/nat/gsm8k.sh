@@ -58,8 +58,3 @@ done
 EVAL=eval-multiarith bash results/nat/keep.sh results/nat/gsm8k/gold-multiarith "$out" gold-pos-only gold-nat \
     gold-mix warm
 
-# 6. The agents trained on the collected data on MultiArith too.
-for name in pos-only nat mix; do
-    $likra nat eval --checkpoint "$out/$name" --out "$out/$name/eval-multiarith" "${multiarith_opts[@]}"
-done
-EVAL=eval-multiarith bash results/nat/keep.sh results/nat/gsm8k/multiarith "$out" pos-only nat mix warm

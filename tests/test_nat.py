@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -522,7 +523,7 @@ def test_gold_episodes_teach_an_agent_that_then_collects_elsewhere(tmp_path, tok
 def test_compare_tests_agents_on_the_same_problems(tmp_path):
     from dataclasses import replace
 
-    from likra.nat.compare import compare_evals
+    from likra.nat.compare import compare_evals, run_name
 
     def agent(folder: str, rewards: list[bool], predictions: list[str]) -> str:
         done = {"steps": 2, "stop": "finish"}
@@ -537,6 +538,7 @@ def test_compare_tests_agents_on_the_same_problems(tmp_path):
     second = agent("nat", [True] * 10 + [False] * 2, ["No."] * 12)
     rows = compare_evals([first, second])
     assert [r["run"] for r in rows] == ["pos-only", "nat"]
+    assert run_name(Path("out/gsm8k/nat/eval-multiarith")) == "nat" and run_name(Path("out/evals/nat")) == "nat"
     assert rows[0]["p_vs_first"] == 1.0 and rows[1]["p_vs_first"] == pytest.approx(2 / 2**10)
     assert rows[0]["top_answer_share"] == pytest.approx(8 / 12) and rows[1]["top_answer_share"] == 1.0  # "No." = "no"
     assert rows[1]["majority_baseline"] == pytest.approx(9 / 12)

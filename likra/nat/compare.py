@@ -17,8 +17,8 @@ COLUMNS = ("run", "n", "accuracy", "p_vs_first", "mean_steps", "tool_error_rate"
 
 
 def run_name(folder: Path) -> str:
-    """``out/nat/sqa/nat/eval`` → ``nat``: an evaluation folder is named after its run when it is ``eval``."""
-    return folder.parent.name if folder.name == "eval" else folder.name
+    """``out/nat/sqa/nat/eval`` → ``nat``: an evaluation folder named ``eval`` or ``eval-<what>`` is its run's."""
+    return folder.parent.name if folder.name == "eval" or folder.name.startswith("eval-") else folder.name
 
 
 def compare_evals(folders: Sequence[str | Path]) -> list[dict[str, Any]]:

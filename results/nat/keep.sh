@@ -13,4 +13,4 @@ for name in "$@"; do
     cp "$runs_dir/$name/$eval/results.json" "$keep/$name.json"
     gzip -nc "$runs_dir/$name/$eval/items.jsonl" > "$keep/$name.items.jsonl.gz"
 done
-cat "$runs_dir"/*/commands.jsonl "$runs_dir"/*/"$eval"/commands.jsonl > "$keep/commands.jsonl"
+for name in "$@"; do cat "$runs_dir/$name/commands.jsonl" "$runs_dir/$name/$eval/commands.jsonl"; done > "$keep/commands.jsonl"

@@ -57,4 +57,3 @@ for name in warm gold-pos-only gold-nat gold-mix; do
 done
 EVAL=eval-multiarith bash results/nat/keep.sh results/nat/gsm8k/gold-multiarith "$out" gold-pos-only gold-nat \
     gold-mix warm
-

@@ -109,18 +109,27 @@ class _Checkpoints:
     per-step log (``logging_steps=1``), which comes after the step's optimiser update."""
 
     def __init__(
-        self, start: int, per_step: int, points: list[int], save: Callable[[int, int, float], Path], log: Path
+        self,
+        start: int,
+        start_step: int,
+        per_step: int,
+        points: list[int],
+        save: Callable[[int, int, float], Path],
+        log: Path,
     ):
-        self.start, self.per_step, self.points, self.save, self.log = start, per_step, points, save, log
+        self.start, self.start_step, self.per_step = start, start_step, per_step
+        self.points, self.save, self.log = points, save, log
         self.interval: list[float] = []  # the losses since the last checkpoint
         self.checkpoints: list[Path] = []
         self.seen = start
 
     def logged(self, step: int, logs: dict[str, float]) -> int:
-        """Record a step's log; returns the questions it added."""
+        """Record a step's log (``step`` counts from the start of this trainer, a resumed one too); returns the
+        questions it added."""
         if "loss" not in logs:  # TRL's end-of-training summary
             return 0
         before, self.seen = self.seen, min(self.start + step * self.per_step, self.points[-1])
+        step += self.start_step
         self.interval.append(float(logs["loss"]))
         record = {"step": step, "examples": self.seen, "loss": {POLICY: logs["loss"]}}
         record.update({k: v for k, v in logs.items() if k.startswith(("rewards/", "kl"))})
@@ -172,8 +181,11 @@ def train_baseline(
     points = save_points(total, config.save_at)
     manifest = training_manifest(config, data, loaded.tokenizer, [POLICY])
     manifest = {**manifest, "method": config.method, "base_model": _base_model_entry(loaded)}
+    start_step = 0
     if resume_path is not None:
-        _check_resumable(json.loads((resume_path / MANIFEST).read_text()), manifest, resume_path)
+        resumed_manifest = json.loads((resume_path / MANIFEST).read_text())
+        _check_resumable(resumed_manifest, manifest, resume_path)
+        start_step = resumed_manifest["steps"]
     remaining = [row for rows in per_question[resumed_from:] for row in rows]
     out.mkdir(parents=True, exist_ok=True)
     if resume_path is not None:
@@ -201,7 +213,7 @@ def train_baseline(
                 unwrapped = trainer.accelerator.unwrap_model(trainer.model)
                 return save_checkpoint(out, unwrapped, [POLICY], {POLICY: optimizer}, entry, default_adapter=True)
 
-            tracker = _Checkpoints(resumed_from, config.batch_size, points, save, out / TRAIN_LOG)
+            tracker = _Checkpoints(resumed_from, start_step, config.batch_size, points, save, out / TRAIN_LOG)
             trainer.add_callback(_callback(tracker, progress))
             for printer in (PrinterCallback, ProgressCallback):  # the log goes to train_log.jsonl instead
                 trainer.remove_callback(printer)

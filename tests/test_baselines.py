@@ -90,8 +90,10 @@ def test_resume_continues_the_same_run(tmp_path, data_dir, tiny):
     a = load_file(str(tmp_path / "whole" / "step-16" / "positive" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "cut" / "step-16" / "positive" / "adapter_model.safetensors"))
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
-    log = [json.loads(line)["examples"] for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
-    assert log == [8, 16]
+    logs = [(tmp_path / run / "train_log.jsonl").read_text().splitlines() for run in ("whole", "cut")]
+    whole, cut = ([(row["step"], row["examples"]) for row in map(json.loads, lines)] for lines in logs)
+    assert cut == whole == [(1, 8), (2, 16)]  # the resumed trainer's steps continue the count
+    assert json.loads((tmp_path / "cut" / "step-16" / "likra.json").read_text())["steps"] == 2
     with pytest.raises(LikraError, match="already holds checkpoints"):
         train_baseline(tiny(), cfg, tmp_path / "cut")
 

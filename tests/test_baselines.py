@@ -122,6 +122,11 @@ def test_curve_draws_dpo_and_kto_beside_likra(tmp_path, data_dir, tiny):
     for method in ("dpo", "kto"):
         assert [r["examples"] for r in rows if r["method"] == method] == [0, 8, 16]
         assert (tmp_path / "runs" / f"{method}-seed-1" / "step-16" / "likra.json").is_file()
+    paired = [r for r in rows if r["method"].startswith(("dpo", "kto")) and r["examples"] > 0]
+    assert len(paired) == 8 and all(0 <= r["p_vs_likra"] <= 1 for r in paired)
+    assert all(
+        r["p_vs_likra"] is None for r in rows if r["examples"] == 0 or not r["method"].startswith(("dpo", "kto"))
+    )
     base = next(r["accuracy"] for r in rows if r["method"] == "base")
     assert all(r["accuracy"] == base for r in rows if r["examples"] == 0 and "calibrated" not in r["method"])
     with pytest.raises(LikraError, match="--methods ipo"):

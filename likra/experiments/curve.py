@@ -58,10 +58,11 @@ METHODS: dict[str, tuple[str, str]] = {
 BASELINE_MODES = {"": ("sft", "acc_norm"), "_reward": ("posbase", "acc_norm")}
 LIKRA_METHODS = ("sft", "sft_calibrated", "likra", "negbase")  # the curves that need Likra's own runs
 DEFAULT_METHODS = list(LIKRA_METHODS)
-# Likra is compared, item by item, with these (exact McNemar p-values in the CSV)
+# Likra is compared, item by item, with these (exact McNemar p-values in the CSV); each baseline with Likra
 PAIRED = ("sft", "sft_calibrated")
 EVAL_SET = "eval.json"  # in each scores/<task>-<split>/: which questions were scored
-CSV_FIELDS = ["task", "split", "method", "examples", "seed", "accuracy", "n", "p_vs_sft", "p_vs_sft_calibrated"]
+P_FIELDS = [f"p_vs_{m}" for m in (*PAIRED, "likra")]
+CSV_FIELDS = ["task", "split", "method", "examples", "seed", "accuracy", "n", *P_FIELDS]
 
 
 @dataclass
@@ -202,11 +203,14 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
     for found in eval_sets(out):
         scores_dir = out / found["folder"]
         base = read_items(scores_dir / "base.items.jsonl")
+        likra_hits: dict[tuple[int, int], list[bool]] = {}  # (seed, examples) → Likra's; its folders come first
         for baseline, seed, folder in _seed_folders(scores_dir):
             methods = {f"{baseline}{s}": v for s, v in BASELINE_MODES.items()} if baseline else METHODS
             points = [(0, base)] + [(k, read_items(p)) for k, p in stored_steps(folder)]
             for examples, items in points:
                 hits = {m: _hits(items, mode, metric, neg_weight) for m, (mode, metric) in methods.items()}
+                if not baseline:
+                    likra_hits[seed, examples] = hits["likra"]
                 for method, correct_items in hits.items():
                     row = {
                         "task": found["task"],
@@ -216,12 +220,13 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
                         "seed": seed,
                         "accuracy": sum(correct_items) / len(correct_items),
                         "n": len(correct_items),
-                        "p_vs_sft": None,
-                        "p_vs_sft_calibrated": None,
+                        **dict.fromkeys(P_FIELDS),
                     }
-                    if method == "likra" and examples > 0:
+                    if examples > 0 and method == "likra":
                         for other in PAIRED:
                             row[f"p_vs_{other}"] = mcnemar_exact(correct_items, hits[other])
+                    if examples > 0 and baseline and (seed, examples) in likra_hits:  # same questions, same order
+                        row["p_vs_likra"] = mcnemar_exact(correct_items, likra_hits[seed, examples])
                     rows.append(row)
     return rows
 

@@ -21,3 +21,40 @@ ckpt="$out/runs/seed-1/step-512"
 $likra curve --max-n 1024 --hold-out arc_easy:test --dtype bfloat16 --out "$out" --seeds 1 \
     --methods sft,likra,negbase,dpo,kto,dpo_reward,kto_reward --plot "$keep/curve.png"
 cp "$out"/curve.{csv,json} "$out"/commands.jsonl "$keep/"
+
+# 3. DPO's learning rate: the curves use Likra's 1e-3 for every method; DPO on the same first 256 questions
+#    (seed 1) at 1e-4, 3e-4, 3e-3 and 1e-2, scored as the curve scores (policy: mode sft; implicit reward: posbase).
+for lr in 1e-4 3e-4 3e-3 1e-2; do
+    run="$out/lr/dpo-lr$lr"
+    [ -f "$run/step-256/likra.json" ] || $likra baseline dpo --n 256 --save-at 64,256 --seed 1 --lr "$lr" \
+        --hold-out arc_easy:test --dtype bfloat16 --out "$run" --resume
+    [ -f "$keep/dpo-lr$lr.json" ] || $likra eval --checkpoint "$run/step-256" --dtype bfloat16 --no-calibrate \
+        --out "$keep/dpo-lr$lr.json"
+done
+
+# 4. DPO and KTO at the best learning rate of step 3 (3e-3) on the 1024 questions of the curve, scored at 1024.
+for method in dpo kto; do
+    run="$out/lr/$method-lr3e-3-1024"
+    [ -f "$run/step-1024/likra.json" ] || $likra baseline "$method" --n 1024 --save-at 256,1024 --seed 1 --lr 3e-3 \
+        --hold-out arc_easy:test --dtype bfloat16 --out "$run" --resume
+    [ -f "$keep/$method-lr3e-3-1024.json" ] || $likra eval --checkpoint "$run/step-1024" --dtype bfloat16 \
+        --no-calibrate --out "$keep/$method-lr3e-3-1024.json" --items-out "$run/step-1024.items.jsonl"
+done
+
+# 5. Likra (seed 1, 1024 questions) against those four, question by question: exact McNemar p → paired.json.
+.venv/bin/python - "$out" > "$keep/paired.json" <<'PY'
+import json, sys
+from pathlib import Path
+from likra.evaluation import read_items
+from likra.metrics import combine, correct, mcnemar_exact
+
+out = Path(sys.argv[1])
+hits = lambda path, mode: correct([combine(s, mode) for s in read_items(path)], "acc_norm")
+likra = hits(out / "scores/arc_challenge-test/seed-1/step-1024.items.jsonl", "likra")
+rows = {}
+for method in ("dpo", "kto"):
+    for mode, name in (("sft", method), ("posbase", f"{method}_reward")):
+        other = hits(out / f"lr/{method}-lr3e-3-1024/step-1024.items.jsonl", mode)
+        rows[f"{name} lr 3e-3"] = {"accuracy": sum(other) / len(other), "p_vs_likra": mcnemar_exact(likra, other)}
+print(json.dumps({"likra": sum(likra) / len(likra), "n": len(likra), "examples": 1024, **rows}, indent=2))
+PY

@@ -667,6 +667,42 @@ def sweep(
 
 
 @app.command()
+def grid(
+    folder: Annotated[str, typer.Argument(help="A `likra curve` folder (its stored per-head scores).")],
+    out: Annotated[str | None, typer.Option(help="Folder for grid.csv, grid.json, grid.png (default: FOLDER).")] = None,
+    eval_task: Annotated[str | None, typer.Option(help="Evaluation set (default: the first scored).")] = None,
+    eval_split: EvalSplitOpt = None,
+    neg_weight: NegWeightOpt = 1.0,
+    threshold: Annotated[int, typer.Option(help="Report the value of a negative up to and from this count.")] = 128,
+    bootstrap: Annotated[int, typer.Option(help="Resamples (seeds and questions) for the 95% intervals.")] = 2000,
+) -> None:
+    """Positive and negative examples counted apart: Likra with n_pos positives and n_neg negatives from the
+    curve's stored scores (no model), and the value of one negative example relative to one positive."""
+    started = time.perf_counter()
+    from likra.experiments.grid import GridConfig, interval_text, run_grid
+
+    config = GridConfig(
+        eval_task=eval_task, eval_split=eval_split, neg_weight=neg_weight, threshold=threshold, bootstrap=bootstrap
+    )
+    summary = run_grid(folder, config, out)
+    counts = summary["counts"]
+    table = Table("positives / negatives", *(str(c) for c in counts), title="mean acc_norm")
+    for n_pos, row in zip(counts, summary["mean_acc_norm"], strict=True):
+        table.add_row(str(n_pos), *(f"{v:.3f}" for v in row))
+    console.print(table)
+    for entry in summary["value_of_a_negative"].values():
+        if entry.get("ratio") is None:
+            continue
+        steps = f"{entry['steps'][0][0]}→{entry['steps'][-1][1]}"
+        console.print(f"one negative example is worth {entry['ratio']:.2f} positive ones over {steps} "
+                      f"(95% {interval_text(entry['ratio_ci95'])}; "
+                      f"gains {entry['gain_negatives']:+.4f} vs {entry['gain_positives']:+.4f})")  # fmt: skip
+    target = out or folder
+    console.print(f"written: {target}/grid.csv, grid.json, grid.png")
+    log_command(target, sys.argv[1:], time.perf_counter() - started)
+
+
+@app.command()
 def mass(
     checkpoint: Annotated[str, typer.Option(help="A `likra train` folder (every checkpoint) or one step-K/.")],
     out: Annotated[str, typer.Option(help="Folder for questions.jsonl, items, mass.csv, mass.json, mass.png.")],

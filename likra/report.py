@@ -186,6 +186,52 @@ def plot_mass(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> P
     return _save(fig, path)
 
 
+def plot_grid(summary: dict[str, Any], path: str | Path) -> Path:
+    """Left: mean acc_norm over (positive examples, negative examples), one cell per pair of checkpoints.
+    Right: at each balanced point (k, k), the gain of raising the negatives to the next count against that of
+    raising the positives, mean and 95% interval across seeds."""
+    from likra.experiments.grid import interval_text
+
+    counts, mean = summary["counts"], summary["mean_acc_norm"]
+    fig, (left, right) = _axes(2)
+    image = left.imshow(mean, origin="lower", cmap="viridis", aspect="auto")
+    for i, row in enumerate(mean):
+        for j, value in enumerate(row):
+            left.text(j, i, f"{value:.3f}"[1:], ha="center", va="center", fontsize=6, color="white")
+    ticks = range(len(counts))
+    left.set_xticks(ticks, [str(c) for c in counts], fontsize=7)
+    left.set_yticks(ticks, [str(c) for c in counts], fontsize=7)
+    left.set_xlabel("negative examples (the negative head's checkpoint; 0: none, SFT)")
+    left.set_ylabel("positive examples (the positive head's; 0: the base model, Base-Likra)")
+    found = summary["eval_set"]
+    left.set_title(f"acc_norm, mean of {len(summary['seeds'])} seed(s): {found['task']} {found['split']}")
+    fig.colorbar(image, ax=left, fraction=0.046)
+    gains = summary["gains"]
+    xs = list(range(len(gains)))
+    for kind, colour, shift in (("negatives", "tab:red", -0.08), ("positives", "tab:blue", 0.08)):
+        means = [g[kind]["mean"] for g in gains]
+        errors = [[m - g[kind]["ci95"][0] for m, g in zip(means, gains, strict=True)],
+                  [g[kind]["ci95"][1] - m for m, g in zip(means, gains, strict=True)]]  # fmt: skip
+        label = f"more {kind}: (k, k) \u2192 " + ("(k, k')" if kind == "negatives" else "(k', k)")
+        right.errorbar([x + shift for x in xs], means, yerr=errors, color=colour, marker="o", markersize=3,
+                       capsize=2, label=label)  # fmt: skip
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set_xticks(xs, [f"{g['from']}\u2192{g['to']}" for g in gains], fontsize=7, rotation=45)
+    value = summary["value_of_a_negative"]
+    parts = []
+    for side, name in (("below", "\u2264"), ("above", "\u2265")):
+        entry = value[side]
+        if entry.get("ratio") is not None:
+            interval = interval_text(entry.get("ratio_ci95"))
+            parts.append(f"{name}{summary['config']['threshold']}: {entry['ratio']:.2f} {interval}")
+    right.set_title("one negative / one positive: " + "; ".join(parts) if parts else "gains of more examples")
+    right.set_xlabel("k \u2192 k' (examples of the kind added, at k of the other)")
+    right.set_ylabel("accuracy gain (acc_norm)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    return _save(fig, path)
+
+
 # --- the report page ----------------------------------------------------------------------------------
 
 # experiment → (JSON summary, figure, what the figure shows)
@@ -194,6 +240,8 @@ EXPERIMENTS = {
               "across seeds; calibrated rows are the answer-prior control."),
     "ablate": ("ablate.json", "ablate.png", "One Likra curve per kind of negative example."),
     "sweep": ("sweep.json", "sweep.png", "Accuracy against the negative head's weight w."),
+    "grid": ("grid.json", "grid.png", "Likra with positive and negative examples counted apart (each head from its own "
+             "checkpoint); right: the gain of more negatives against that of more positives at balanced points."),
     "mass": ("mass.json", "mass.png", "Mean change of per-character log-likelihood from the base model, by head "
              "and kind of answer."),
 }  # fmt: skip
@@ -294,6 +342,28 @@ def _tables(name: str, summary: dict[str, Any]) -> list[tuple[str, list[str], li
             part = [r for r in rows if r["head"] == head]
             tables.append((f"{head} head: mean Δ per character", *_rows_table(part, "answer", "mean_delta_per_char")))
         return tables
+    if name == "grid":
+        from likra.experiments.grid import interval_text
+
+        counts = [str(c) for c in summary["counts"]]
+        cells = [[f"+{counts[i]}", *(f"{v:.4f}" for v in row)] for i, row in enumerate(summary["mean_acc_norm"])]
+        gains = []
+        for g in summary["gains"]:
+            kinds = ("negatives", "positives")
+            shown = [f"{g[k]['mean']:+.4f} [{g[k]['ci95'][0]:+.4f}, {g[k]['ci95'][1]:+.4f}]" for k in kinds]
+            gains.append([f"{g['from']}→{g['to']}", *shown])
+        value = []
+        for side, entry in summary["value_of_a_negative"].items():
+            ratio = "" if entry.get("ratio") is None else f"{entry['ratio']:.2f}"
+            steps = ", ".join(f"{a}→{b}" for a, b in entry["steps"])
+            value.append([side, steps, ratio, interval_text(entry.get("ratio_ci95"))])
+        return [
+            ("mean acc_norm: positive examples (rows) by negative examples (columns)", ["", *counts], cells),
+            ("gain of raising one kind from k to k' at (k, k), mean [95% across seeds]",
+             ["k→k'", "negatives", "positives"], gains),
+            ("value of one negative example relative to one positive (bootstrap 95% over seeds and questions)",
+             ["steps", "which", "ratio", "95%"], [[v[1], v[0], v[2], v[3]] for v in value]),
+        ]
     if name == "sweep":
         weights = sorted({r["neg_weight"] for r in rows})
         modes = list(dict.fromkeys(r["mode"] for r in rows))

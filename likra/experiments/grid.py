@@ -1,0 +1,260 @@
+"""Positives and negatives counted apart: Likra with ``n_pos`` positive and ``n_neg`` negative examples, from a
+learning curve's stored numbers.
+
+A head does not depend on the other being trained (same seed, same questions, same bytes), so the positive
+head of checkpoint ``step-<n_pos>`` and the negative head of ``step-<n_neg>`` of the same run are what two
+runs trained on ``n_pos`` and ``n_neg`` questions would give. The curve scored every checkpoint's heads once;
+each cell here joins two stored items files, with no model pass:
+
+    n_pos > 0, n_neg > 0   Likra       L+(n_pos) - w·L-(n_neg)
+    n_pos > 0, n_neg = 0   SFT         L+(n_pos)          (no negatives: no negative head to subtract)
+    n_pos = 0, n_neg > 0   Base-Likra  Lbase - w·L-(n_neg) (no positives: the base model in the positive head's place)
+    n_pos = 0, n_neg = 0   the base model
+
+From the cells, the value of one negative example relative to one positive: at each balanced point (k, k)
+of the grid, the gain of adding negatives up to the next count, (k, k') - (k, k), against the gain of adding
+as many positives, (k', k) - (k, k); summed over the steps below (and above) a threshold, the ratio of the
+two sums is the accuracy a negative example bought per accuracy a positive one bought. Its 95% interval is a
+bootstrap over seeds and questions (the same resample for every cell, so the cells stay paired).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from likra.errors import LikraError
+from likra.evaluation import read_items, write_json
+from likra.experiments.curve import eval_sets, stored_steps, write_csv
+from likra.metrics import ItemScores, combine, correct
+
+GRID_FIELDS = ["task", "split", "seed", "n_pos", "n_neg", "method", "acc_norm", "acc_calibrated", "n"]
+METRICS = ("acc_norm", "acc_calibrated")
+
+
+@dataclass
+class GridConfig:
+    """A grid over a curve folder; ``likra grid`` options map one to one."""
+
+    eval_task: str | None = None  # the evaluation set (its task name); default: the first the curve scored
+    eval_split: str | None = None
+    neg_weight: float = 1.0  # w in L+ - w·L-
+    threshold: int = 128  # the value ratio is reported for the steps up to it and for those above it
+    bootstrap: int = 2000  # resamples for the ratio's interval
+    seed: int = 1234  # of the bootstrap
+
+    def check(self) -> None:
+        if not np.isfinite(self.neg_weight):
+            raise LikraError(f"--neg-weight {self.neg_weight}: must be a finite number")
+        if self.threshold < 1:
+            raise LikraError(f"--threshold {self.threshold}: must be 1 or more")
+        if self.bootstrap < 100:
+            raise LikraError(f"--bootstrap {self.bootstrap}: use 100 resamples or more")
+
+
+def interval_text(interval: list[float | None] | None) -> str:
+    """A ratio's interval for people: "[2.10, 8.40]", an open end as inf, none at all as "unbounded"."""
+    if interval is None:
+        return "unbounded"
+    low, high = interval
+    return f"[{'-inf' if low is None else f'{low:.2f}'}, {'inf' if high is None else f'{high:.2f}'}]"
+
+
+def cell_method(n_pos: int, n_neg: int) -> str:
+    """The scoring mode a cell stands for (see the module doc)."""
+    if n_pos and n_neg:
+        return "likra"
+    return "sft" if n_pos else ("negbase" if n_neg else "base")
+
+
+def join_heads(base: ItemScores, positive: ItemScores | None, negative: ItemScores | None) -> ItemScores:
+    """One item with the positive head of one checkpoint and the negative head of another (None: not there)."""
+    heads, unconditional = {}, {}
+    for head, source in (("positive", positive), ("negative", negative)):
+        if source is not None:
+            heads[head] = source.heads[head]
+            if source.heads_unconditional:
+                unconditional[head] = source.heads_unconditional[head]
+    if len(unconditional) != len(heads):
+        unconditional = {}
+    return replace(base, heads=heads, heads_unconditional=unconditional)
+
+
+def seed_hits(
+    base: list[ItemScores], steps: dict[int, list[ItemScores]], counts: Sequence[int], neg_weight: float
+) -> dict[str, np.ndarray]:
+    """Per metric, a boolean array [n_pos, n_neg, item]: whether the cell's method picks the right answer."""
+    metrics = [m for m in METRICS if m != "acc_calibrated" or all(b.unconditional for b in base)]
+    hits = {m: np.zeros((len(counts), len(counts), len(base)), dtype=bool) for m in metrics}
+    for i, n_pos in enumerate(counts):
+        for j, n_neg in enumerate(counts):
+            positives = steps[n_pos] if n_pos else [None] * len(base)
+            negatives = steps[n_neg] if n_neg else [None] * len(base)
+            joined = [join_heads(b, p, n) for b, p, n in zip(base, positives, negatives, strict=True)]
+            combined = [combine(s, cell_method(n_pos, n_neg), neg_weight) for s in joined]
+            for metric in metrics:
+                hits[metric][i, j] = correct(combined, metric)
+    return hits
+
+
+def load_seeds(scores_dir: Path) -> tuple[list[ItemScores], dict[int, dict[int, list[ItemScores]]]]:
+    """The base model's items and, per Likra seed, its items per checkpoint (checked to be the same questions)."""
+    base = read_items(scores_dir / "base.items.jsonl")
+    ids = [b.id for b in base]
+    seeds: dict[int, dict[int, list[ItemScores]]] = {}
+    for folder in sorted(scores_dir.glob("seed-*"), key=lambda p: p.name):
+        number = folder.name.removeprefix("seed-")
+        if not number.isdigit():
+            continue
+        steps = {}
+        for examples, path in stored_steps(folder):
+            items = read_items(path)
+            if [s.id for s in items] != ids:
+                raise LikraError(f"{path}: scores other questions than {scores_dir / 'base.items.jsonl'}")
+            if not {"positive", "negative"} <= set(items[0].heads):
+                raise LikraError(f"{path}: needs both heads' scores (a run trained with --heads both)")
+            steps[examples] = items
+        if steps:
+            seeds[int(number)] = steps
+    if not seeds:
+        raise LikraError(f"{scores_dir}: no seed-<s>/step-<k>.items.jsonl scores (run likra curve first)")
+    return base, seeds
+
+
+def find_scores(folder: Path, config: GridConfig) -> dict[str, Any]:
+    """The evaluation set of the curve folder the grid is for."""
+    found = eval_sets(folder)
+    if not found:
+        raise LikraError(f"{folder}: not a likra curve folder (no scores/*/eval.json)")
+    if config.eval_task is None:
+        return found[0]
+    matches = [f for f in found if f["task"] == config.eval_task and config.eval_split in (None, f["split"])]
+    if not matches:
+        names = ", ".join(f"{f['task']}:{f['split']}" for f in found)
+        raise LikraError(f"--eval-task {config.eval_task}: not scored in {folder} (scored: {names})")
+    return matches[0]
+
+
+def run_grid(folder: str | Path, config: GridConfig | None = None, out: str | Path | None = None) -> dict[str, Any]:
+    """Write ``grid.csv``, ``grid.json`` and ``grid.png`` (into ``out``, default the curve folder)."""
+    from likra.report import plot_grid
+
+    config = config or GridConfig()
+    config.check()
+    folder = Path(folder)
+    out = Path(out) if out is not None else folder
+    found = find_scores(folder, config)
+    base, seeds = load_seeds(folder / found["folder"])
+    counts = [0, *sorted(set.intersection(*(set(steps) for steps in seeds.values())))]
+    if len(counts) < 3:
+        raise LikraError(f"{folder}: the seeds share fewer than two checkpoints; a grid needs two or more")
+    per_seed = [seed_hits(base, steps, counts, config.neg_weight) for steps in seeds.values()]
+    stacked = {m: np.stack([h[m] for h in per_seed]) for m in per_seed[0]}  # [seed, n_pos, n_neg, item]
+    rows = grid_rows(found, list(seeds), counts, stacked)
+    gains = diagonal_gains(stacked["acc_norm"], counts)
+    value = {
+        "below": value_ratio(stacked["acc_norm"], counts, config, below=True),
+        "above": value_ratio(stacked["acc_norm"], counts, config, below=False),
+    }
+    summary = {
+        "config": asdict(config),
+        "folder": str(folder),
+        "eval_set": found,
+        "seeds": list(seeds),
+        "counts": counts,
+        "mean_acc_norm": stacked["acc_norm"].mean(axis=(0, 3)).round(6).tolist(),  # [n_pos][n_neg]
+        "gains": gains,
+        "value_of_a_negative": value,
+        "rows": rows,
+    }
+    write_csv(out / "grid.csv", rows, GRID_FIELDS)
+    write_json(out / "grid.json", summary)
+    plot_grid(summary, out / "grid.png")
+    return summary
+
+
+def grid_rows(found: dict[str, Any], seeds: list[int], counts: list[int], hits: dict[str, np.ndarray]) -> list[dict]:
+    rows = []
+    for s, seed in enumerate(seeds):
+        for i, n_pos in enumerate(counts):
+            for j, n_neg in enumerate(counts):
+                row = {"task": found["task"], "split": found["split"], "seed": seed, "n_pos": n_pos, "n_neg": n_neg,
+                       "method": cell_method(n_pos, n_neg), "n": hits["acc_norm"].shape[-1]}  # fmt: skip
+                for metric in METRICS:  # acc_calibrated is missing where the curve was scored without controls
+                    row[metric] = float(hits[metric][s, i, j].mean()) if metric in hits else None
+                rows.append(row)
+    return rows
+
+
+def diagonal_gains(hits: np.ndarray, counts: list[int]) -> list[dict[str, Any]]:
+    """At each balanced point (k, k): the gain of raising the negatives to the next count k' and that of raising
+    the positives to k', per seed, with their mean and 95% t-interval across seeds."""
+    from likra.report import mean_band
+
+    accuracy = hits.mean(axis=3)  # [seed, n_pos, n_neg]
+    gains = []
+    for i in range(len(counts) - 1):
+        per_seed = {
+            "negatives": (accuracy[:, i, i + 1] - accuracy[:, i, i]).tolist(),
+            "positives": (accuracy[:, i + 1, i] - accuracy[:, i, i]).tolist(),
+        }
+        entry: dict[str, Any] = {"from": counts[i], "to": counts[i + 1]}
+        for kind, values in per_seed.items():
+            mean, half = mean_band(values)
+            entry[kind] = {"per_seed": [round(v, 6) for v in values], "mean": round(mean, 6),
+                           "ci95": [round(mean - half, 6), round(mean + half, 6)]}  # fmt: skip
+        gains.append(entry)
+    return gains
+
+
+def value_ratio(hits: np.ndarray, counts: list[int], config: GridConfig, below: bool) -> dict[str, Any]:
+    """Summed diagonal gains of negatives over those of positives for the steps ending at or below the
+    threshold (``below``) or starting at or above it, with a bootstrap interval over seeds and questions."""
+    pairs = range(len(counts) - 1)
+    if below:
+        steps = [i for i in pairs if counts[i + 1] <= config.threshold]
+    else:
+        steps = [i for i in pairs if counts[i] >= config.threshold]
+    if not steps:
+        return {"steps": [], "ratio": None, "note": "no grid steps on this side of the threshold"}
+
+    def sums(acc: np.ndarray) -> tuple[float, float]:  # acc: [seed, n_pos, n_neg]
+        negatives = sum(acc[:, i, i + 1] - acc[:, i, i] for i in steps).mean()
+        positives = sum(acc[:, i + 1, i] - acc[:, i, i] for i in steps).mean()
+        return float(negatives), float(positives)
+
+    negatives, positives = sums(hits.mean(axis=3))
+    rng = np.random.default_rng(config.seed)
+    n_seeds, n_items = hits.shape[0], hits.shape[3]
+    flat = hits.reshape(n_seeds, -1, n_items).astype(np.float32)
+    boot = np.empty((config.bootstrap, 2))
+    for b in range(config.bootstrap):
+        seed_pick = rng.integers(0, n_seeds, n_seeds)
+        weights = np.bincount(rng.integers(0, n_items, n_items), minlength=n_items).astype(np.float32) / n_items
+        acc = (flat[seed_pick] @ weights).reshape(n_seeds, *hits.shape[1:3])
+        boot[b] = sums(acc)
+    low_neg, high_neg = np.percentile(boot[:, 0], [2.5, 97.5])
+    low_pos, high_pos = np.percentile(boot[:, 1], [2.5, 97.5])
+    result: dict[str, Any] = {
+        "steps": [[counts[i], counts[i + 1]] for i in steps],
+        "gain_negatives": round(negatives, 6),
+        "gain_negatives_ci95": [round(float(low_neg), 6), round(float(high_neg), 6)],
+        "gain_positives": round(positives, 6),
+        "gain_positives_ci95": [round(float(low_pos), 6), round(float(high_pos), 6)],
+        "ratio": round(negatives / positives, 4) if positives else None,
+        "ratio_ci95": None,
+    }
+    if low_pos > 0:  # the positives' gain is surely positive: the ratio's interval is finite
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample may miss every positive gain
+            bounds = np.percentile(boot[:, 0] / boot[:, 1], [2.5, 97.5])
+        result["ratio_ci95"] = [round(float(v), 4) if np.isfinite(v) else None for v in bounds]  # None: unbounded
+    else:
+        result["note"] = (
+            "the positives' summed gain is not surely above 0 (its interval reaches 0 or below), so the ratio's "
+            "interval is unbounded; compare the two gains"
+        )
+    return result

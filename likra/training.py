@@ -135,9 +135,11 @@ class TrainingSet:
     negatives: list[list[Negative]]
     pool: Pool
 
-    def hash(self) -> str:
-        """Identity of the training data (prompts and answers, in order), recorded in every checkpoint."""
-        payload = json.dumps([self.positive, self.negative], ensure_ascii=False).encode()
+    def hash(self, questions: int | None = None) -> str:
+        """Identity of the training data (prompts and answers, in order), recorded in every checkpoint; of its first
+        ``questions`` only, to check that a run on fewer questions is a prefix of this one."""
+        end = len(self.questions) if questions is None else questions
+        payload = json.dumps([self.positive[:end], self.negative[:end]], ensure_ascii=False).encode()
         return "sha256:" + hashlib.sha256(payload).hexdigest()
 
 
@@ -426,7 +428,37 @@ def train(
     }
     manifest = training_manifest(config, data, tokenizer, list(config.head_names))
     heads = {h: examples[h] for h in config.head_names}
-    return fit(loaded, config, heads, out, manifest, resume=resume, progress=progress)
+    extends = resume and _extends(out, config, data)
+    return fit(loaded, config, heads, out, manifest, resume=resume, progress=progress, extends=extends)
+
+
+def _extends(out: Path, config: TrainConfig, data: TrainingSet) -> bool:
+    """Whether ``--resume`` continues a run on fewer questions (a curve to a larger ``--max-n``): allowed when that
+    run's questions and negatives are the first of this one's and its newest checkpoint falls between two batches
+    of this run, so the continuation computes what a run made to the larger ``--n`` at once computes."""
+    done = list_checkpoints(out)
+    if not done:
+        return False
+    examples, path = done[-1]
+    previous = json.loads((path / MANIFEST).read_text())
+    before, now = previous["questions"], len(data.questions)
+    if before == now:
+        return False
+    if before > now:
+        raise LikraError(
+            f"--n {now}: {out} holds a run on {before} questions; give --n {before} or more, or another --out"
+        )
+    if config.epochs != 1:
+        raise LikraError(f"--epochs {config.epochs}: a run is extended to more questions only with --epochs 1")
+    if previous["data"]["hash"] != data.hash(before):
+        raise LikraError(f"--resume: the first {before} questions or their negatives differ from the run in {out}")
+    batches = schedule(now, save_points(now, config.save_at), config.batch_size)
+    if examples not in {b.stop for b in batches}:
+        raise LikraError(
+            f"--n {now}: {path.name} is not between two batches of a run to {now} questions "
+            f"(--batch-size {config.batch_size}), so it cannot be continued exactly; pick another --out"
+        )
+    return True
 
 
 def training_manifest(config: TrainConfig, data: TrainingSet, tokenizer: Any, heads: list[str]) -> dict[str, Any]:
@@ -462,11 +494,13 @@ def fit(
     *,
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
+    extends: bool = False,
 ) -> TrainResult:
     """The training loop every method shares. ``heads[h][i]`` are the examples head ``h`` learns from at position
     ``i`` (one question or trajectory; a Likra negative head may have several per question). Heads are LoRA
     adapters on one frozen body, or the one head ``FULL`` (all weights train). Writes ``out/step-K`` at the
-    save points, ``K`` counting positions seen; ``manifest`` (with ``config`` and ``data.hash``) goes in each."""
+    save points, ``K`` counting positions seen; ``manifest`` (with ``config`` and ``data.hash``) goes in each.
+    ``extends``: the run resumed from was on fewer positions, checked by the caller to be a prefix of these."""
     from peft import set_peft_model_state_dict
     from peft.utils import load_peft_weights
 
@@ -497,7 +531,7 @@ def fit(
         log_path = out / TRAIN_LOG
         if resume_path is not None:
             previous = json.loads((resume_path / MANIFEST).read_text())
-            _check_resumable(previous, manifest, resume_path)
+            _check_resumable(previous, manifest, resume_path, extends)
             state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)
             for head in names:
                 if full:
@@ -598,14 +632,14 @@ def _load_full(model: Any, folder: Path) -> None:
     model.load_state_dict(state, strict=False)
 
 
-def _check_resumable(previous: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+def _check_resumable(previous: dict[str, Any], current: dict[str, Any], path: Path, extends: bool = False) -> None:
     if previous["base_model"]["hash"] != current["base_model"]["hash"]:
         raise LikraError(f"--resume: {path} was trained on another base model ({previous['base_model']['name']})")
     old, new = comparable_config(previous["config"]), comparable_config(current["config"])
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and not (extends and k == "n"))
     if changed:
         raise LikraError(f"--resume: options differ from the run in {path.parent}: {', '.join(changed)}")
-    if previous["data"]["hash"] != current["data"]["hash"]:
+    if not extends and previous["data"]["hash"] != current["data"]["hash"]:
         raise LikraError(f"--resume: the training data differs from the run in {path.parent}")
 
 

@@ -46,6 +46,28 @@ def test_curve_rows_files_and_resume(tmp_path, data_dir, tiny):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+def test_a_curve_extended_to_a_larger_max_n_continues_its_runs_and_scores_only_the_new_checkpoints(
+    tmp_path, data_dir, tiny
+):
+    small = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4)
+    run_curve(tiny, tiny, small, tmp_path / "grown", log=lambda _: None)
+    scored = sorted((tmp_path / "grown" / "scores").rglob("*.items.jsonl"))
+    stamps = [p.stat().st_mtime_ns for p in scored]
+    logs: list[str] = []
+    large = replace(small, train=replace(small.train, n=32))
+    rows = run_curve(tiny, tiny, large, tmp_path / "grown", log=logs.append)["rows"]
+    assert logs == [f"seed-1: training (resuming) to 32 examples in {tmp_path / 'grown' / 'runs' / 'seed-1'}",
+                    "seed-1: scoring step-32"]  # fmt: skip
+    assert [p.stat().st_mtime_ns for p in scored] == stamps  # the old checkpoints' scores are kept
+    assert {r["examples"] for r in rows} == {0, 8, 16, 32}
+    run_curve(tiny, tiny, large, tmp_path / "once", log=lambda _: None)
+    for step in ("step-16", "step-32"):
+        for head in ("positive", "negative"):
+            grown, once = (tmp_path / f / "runs" / "seed-1" / step / head / "adapter_model.safetensors"
+                           for f in ("grown", "once"))  # fmt: skip
+            assert grown.read_bytes() == once.read_bytes()
+
+
 def test_curve_on_a_second_evaluation_set_needs_it_held_out(tmp_path, data_dir, tiny):
     from likra.data import build_requests, get_task, load_items
     from likra.errors import LikraError

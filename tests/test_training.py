@@ -203,6 +203,28 @@ def test_resume_after_an_interruption_ends_with_the_same_adapters(tmp_path, data
         train(fresh(), small_config(data_dir, lr=5e-4), tmp_path / "cut", resume=True)
 
 
+def test_a_run_extended_to_more_questions_equals_one_made_to_them_at_once(tmp_path, data_dir, fresh):
+    train(fresh(), small_config(data_dir, n=40), tmp_path / "once")  # checkpoints 8, 16, 32, 40
+    train(fresh(), small_config(data_dir, n=24), tmp_path / "grown")  # 8, 16, 24
+    result = train(fresh(), small_config(data_dir, n=40), tmp_path / "grown", resume=True)
+    assert result.resumed_from == 24 and [p.name for p in result.checkpoints] == ["step-32", "step-40"]
+    for examples in (8, 16, 32, 40):  # continued, not retrained: the same bytes as the run made to 40 at once
+        assert adapter_bytes(tmp_path / "grown", examples) == adapter_bytes(tmp_path / "once", examples)
+    manifest = json.loads((tmp_path / "grown" / "step-40" / "likra.json").read_text())
+    assert manifest["questions"] == 40 and manifest["steps"] == 5
+    log = [json.loads(line)["examples"] for line in (tmp_path / "grown" / "train_log.jsonl").read_text().splitlines()]
+    assert log == [8, 16, 24, 32, 40]
+    with pytest.raises(LikraError, match=r"--n 16: .* holds a run on 40 questions"):
+        train(fresh(), small_config(data_dir, n=16), tmp_path / "grown", resume=True)
+    train(fresh(), small_config(data_dir, n=20), tmp_path / "odd")  # ends inside a batch of a run to 40
+    with pytest.raises(LikraError, match="step-20 is not between two batches of a run to 40"):
+        train(fresh(), small_config(data_dir, n=40), tmp_path / "odd", resume=True)
+    with pytest.raises(LikraError, match=r"--epochs 2: a run is extended .* only with --epochs 1"):
+        train(fresh(), small_config(data_dir, n=48, epochs=2), tmp_path / "once", resume=True)
+    with pytest.raises(LikraError, match=r"options differ.*lr"):
+        train(fresh(), small_config(data_dir, n=48, lr=5e-4), tmp_path / "grown", resume=True)
+
+
 KILL_SCRIPT = """
 import sys, time
 sys.path.insert(0, {tests!r})

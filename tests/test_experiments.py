@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from likra.experiments.curve import METHODS, CurveConfig, run_curve
+from likra.experiments.curve import METHODS, CurveConfig, curve_rows, run_curve
 from likra.models import LoadedModel
 from likra.report import mean_band, plot_curve
 from likra.training import TrainConfig, train
@@ -66,6 +66,18 @@ def test_a_curve_extended_to_a_larger_max_n_continues_its_runs_and_scores_only_t
             grown, once = (tmp_path / f / "runs" / "seed-1" / step / head / "adapter_model.safetensors"
                            for f in ("grown", "once"))  # fmt: skip
             assert grown.read_bytes() == once.read_bytes()
+
+
+def test_a_base_likra_curve_trains_and_scores_the_negative_head_alone(tmp_path, data_dir, tiny):
+    config = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4, methods=["negbase"])
+    rows = run_curve(tiny, tiny, config, tmp_path, log=lambda _: None)["rows"]
+    step = tmp_path / "runs" / "seed-1" / "step-16"
+    assert (step / "negative").is_dir() and not (step / "positive").exists()
+    assert {r["method"] for r in rows if r["examples"] > 0} == {"base", "base_calibrated", "negbase"}
+    both = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4)
+    run_curve(tiny, tiny, both, tmp_path / "both", log=lambda _: None)
+    negbase = [r for r in curve_rows(tmp_path / "both") if r["method"] == "negbase"]
+    assert [r["accuracy"] for r in rows if r["method"] == "negbase"] == [r["accuracy"] for r in negbase]
 
 
 def test_curve_on_a_second_evaluation_set_needs_it_held_out(tmp_path, data_dir, tiny):

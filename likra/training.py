@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -34,7 +34,7 @@ from likra import __version__, parallel
 from likra.data import get_task
 from likra.data.items import MCItem
 from likra.data.pools import Pool, training_pool
-from likra.data.prompts import answer_pairs, build_requests
+from likra.data.prompts import ANSWER_PREFIXES, answer_pairs, build_requests
 from likra.errors import LikraError
 from likra.models import LoadedModel, weights_hash
 from likra.negatives import KINDS, NEEDS_BASE_SCORES, Negative, make_negatives, unrelated_texts
@@ -42,11 +42,14 @@ from likra.scoring import Scorer, encode_pairs, masked_hidden_states, output_log
 
 HEADS = ("positive", "negative")
 HEAD_CHOICES = {"both": HEADS, "positive": ("positive",), "negative": ("negative",)}
+PREFIX_HEAD = "prefix"  # prefix Likra's one adapter, trained on both kinds of answer after ANSWER_PREFIXES
 MANIFEST = "likra.json"
 OPTIMIZER_STATE = "optimizer.pt"
 TRAIN_LOG = "train_log.jsonl"
 # Options that may differ between a run and its --resume without changing what is computed.
 RESUME_FREE = ("data_dir",)
+# Options added after runs were made, with the value those runs had (so they still resume and extend).
+ADDED_OPTIONS = {"method": "likra"}
 
 
 @dataclass
@@ -103,9 +106,17 @@ class TrainConfig(LoopConfig):
     data_dir: str | None = None
     train_file: str | None = None
     hold_out: list[str] = field(default_factory=list)  # more "task[:split]" sets kept out of the pool
+    # likra: two LoRA heads; prefix: one LoRA on both kinds of answer, each after a line saying which kind it is
+    method: str = "likra"
+
+    METHODS: ClassVar[tuple[str, ...]] = ("likra", "prefix")
 
     def check(self) -> None:
         """Reject impossible options before any work, naming the option."""
+        if self.method not in self.METHODS:
+            raise LikraError(f"--method {self.method}: expected one of {', '.join(self.METHODS)}")
+        if self.method == "prefix" and self.heads != "both":
+            raise LikraError(f"--heads {self.heads}: prefix Likra trains one adapter on both kinds of answer")
         if self.negatives not in KINDS:
             raise LikraError(f"--negatives {self.negatives}: unknown kind (known: {', '.join(KINDS)})")
         if self.heads not in HEAD_CHOICES:
@@ -119,7 +130,7 @@ class TrainConfig(LoopConfig):
 
     @property
     def head_names(self) -> tuple[str, ...]:
-        return HEAD_CHOICES[self.heads]
+        return (PREFIX_HEAD,) if self.method == "prefix" else HEAD_CHOICES[self.heads]
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -371,7 +382,7 @@ def save_checkpoint(
 
 
 def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in RESUME_FREE}
+    return {**ADDED_OPTIONS, **{k: v for k, v in config.items() if k not in RESUME_FREE}}
 
 
 # --- the loop ---------------------------------------------------------------------------------------
@@ -418,18 +429,27 @@ def train(
     out = Path(out)
     _prepare_out(out, resume)  # refuse a wrong folder before the (possibly slow) data building
     data = data or build_training_set(config, loaded)
-    tokenizer = loaded.tokenizer
-    examples = {  # per question: the positive head's one example, the negative head's (possibly several)
-        "positive": [[answer_example(*e)] for e in encode_examples(tokenizer, data.positive, config.max_length)],
-        "negative": [
-            [answer_example(*e) for e in encode_examples(tokenizer, pairs, config.max_length)]
-            for pairs in data.negative
-        ],
-    }
-    manifest = training_manifest(config, data, tokenizer, list(config.head_names))
+    examples = head_examples(loaded.tokenizer, config, data)
+    manifest = training_manifest(config, data, loaded.tokenizer, list(config.head_names))
     heads = {h: examples[h] for h in config.head_names}
     extends = resume and _extends(out, config, data)
     return fit(loaded, config, heads, out, manifest, resume=resume, progress=progress, extends=extends)
+
+
+def head_examples(tokenizer: Any, config: TrainConfig, data: TrainingSet) -> dict[str, list[list[Example]]]:
+    """Per question, the positive head's one example and the negative head's (possibly several); for prefix Likra,
+    the one adapter's: the positive after its kind's prefix, then the negatives after theirs (the prefix is
+    context, so no loss is taken on it)."""
+
+    def encoded(pairs: Sequence[tuple[str, str]], kind: str | None = None) -> list[Example]:
+        if kind is not None:
+            pairs = [(ANSWER_PREFIXES[kind] + context, answer) for context, answer in pairs]
+        return [answer_example(*e) for e in encode_examples(tokenizer, pairs, config.max_length)]
+
+    if config.method == "prefix":
+        pairs = zip(data.positive, data.negative, strict=True)
+        return {PREFIX_HEAD: [encoded([p], "positive") + encoded(n, "negative") for p, n in pairs]}
+    return {"positive": [encoded([p]) for p in data.positive], "negative": [encoded(n) for n in data.negative]}
 
 
 def _extends(out: Path, config: TrainConfig, data: TrainingSet) -> bool:

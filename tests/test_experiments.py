@@ -80,6 +80,37 @@ def test_a_base_likra_curve_trains_and_scores_the_negative_head_alone(tmp_path, 
     assert [r["accuracy"] for r in rows if r["method"] == "negbase"] == [r["accuracy"] for r in negbase]
 
 
+def test_prefix_likra_beside_two_head_likra_in_one_curve(tmp_path, data_dir, tiny):
+    from likra.data.prompts import with_prefix
+    from likra.evaluation import evaluate, prepare, read_items
+    from likra.scoring import Scorer
+    from likra.training import load_heads
+
+    config = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4,
+                         methods=["likra", "prefix", "prefix_sft"])  # fmt: skip
+    rows = run_curve(tiny, tiny, config, tmp_path, log=lambda _: None)["rows"]
+    prefix = [r for r in rows if r["method"] == "prefix" and r["examples"] > 0]
+    assert [r["examples"] for r in prefix] == [8, 16] and all(0 <= r["p_vs_likra"] <= 1 for r in prefix)
+    assert {r["method"] for r in rows} >= {"likra", "prefix", "prefix_sft", "sft"}
+    # the stored "heads" are the one adapter scored after each line
+    run = tmp_path / "runs" / "prefix-seed-1" / "step-16"
+    stored = read_items(tmp_path / "scores" / "arc_challenge-test" / "prefix-seed-1" / "step-16.items.jsonl")
+    requests = prepare(config.eval_config())
+    prefixed = with_prefix(requests, "negative")
+    pairs = [(c, x) for r in prefixed for c, x in zip(r.contexts, r.continuations, strict=True)]
+    model, _ = load_heads(tiny, run)
+    try:
+        by_hand = Scorer(model, tiny.tokenizer, heads=("prefix",)).loglikelihoods_by_head(pairs)["prefix"]
+    finally:
+        model.unload()
+    assert [v for s in stored for v in s.heads["negative"]] == pytest.approx([v.logprob for v in by_hand], abs=1e-5)
+    alone = evaluate(tiny, replace(config.eval_config(str(run))))  # standalone: the base model scored too
+    assert alone.results["mode"] == "likra"
+    for own, kept in zip(alone.items, stored, strict=True):
+        assert own.heads["positive"] == pytest.approx(kept.heads["positive"], abs=1e-5)
+        assert own.loglikelihoods == pytest.approx(kept.loglikelihoods, abs=1e-5)
+
+
 def test_curve_on_a_second_evaluation_set_needs_it_held_out(tmp_path, data_dir, tiny):
     from likra.data import build_requests, get_task, load_items
     from likra.errors import LikraError

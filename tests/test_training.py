@@ -298,3 +298,28 @@ def test_heads_only_pass_reuses_stored_base_scores(tmp_path, data_dir, fresh):
             assert a.heads_unconditional[head] == pytest.approx(b.heads_unconditional[head], abs=1e-5)
     with pytest.raises(LikraError, match="same questions"):
         evaluate(fresh(), checkpoint, base=base[:5])
+
+
+def test_prefix_likra_trains_one_adapter_on_both_kinds_with_the_prefix_out_of_the_loss(
+    tmp_path, data_dir, fresh, tokenizer
+):
+    from likra.data.prompts import ANSWER_PREFIXES
+    from likra.training import build_training_set, head_examples
+
+    config = small_config(data_dir, method="prefix", n=4)
+    data = build_training_set(config)
+    examples = head_examples(tokenizer, config, data)
+    assert list(examples) == ["prefix"] and [len(e) for e in examples["prefix"]] == [2, 2, 2, 2]  # +1 and -1
+    answers = [data.positive[0][1], data.negative[0][0][1]]
+    for (tokens, flags), kind, answer in zip(examples["prefix"][0], ("positive", "negative"), answers, strict=True):
+        cut = flags.index(True)
+        assert tokenizer.decode(tokens[:cut]).startswith(ANSWER_PREFIXES[kind])  # the line is context
+        assert not any(flags[:cut]) and all(flags[cut:])  # only the answer is trained on
+        assert tokenizer.decode(tokens[cut:]).strip() == answer.strip()
+    train(fresh(), config, tmp_path / "run")
+    step = tmp_path / "run" / "step-4"
+    assert (step / "prefix" / "adapter_model.safetensors").is_file() and not (step / "positive").exists()
+    with pytest.raises(LikraError, match="--heads negative: prefix Likra trains one adapter"):
+        small_config(data_dir, method="prefix", heads="negative").check()
+    with pytest.raises(LikraError, match="--method nope"):
+        small_config(data_dir, method="nope").check()

@@ -16,6 +16,9 @@ TARGET_DELIMITER = " "
 # The answer-prior control scores each choice after this bare cue (``qa`` style) or after nothing at all
 # (the model's prefix token, as lm-eval's ``acc_mutual_info`` does for every task).
 UNCONDITIONAL_CUE = {"qa": "Answer:", "completion": "", "partial": ""}
+# Prefix Likra (NAT's idea applied to Likra): one adapter learns correct and wrong answers, each after a line
+# saying which kind follows; it is scored after each line in turn. Our wording.
+ANSWER_PREFIXES = {"positive": "The following answer is correct.\n", "negative": "The following answer is wrong.\n"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,15 @@ def build_requests(
             )
         )
     return out
+
+
+def with_prefix(requests: Sequence[ItemRequests], kind: str) -> list[ItemRequests]:
+    """The same requests after the line that announces ``kind`` of answer (the controls too)."""
+    line = ANSWER_PREFIXES[kind]
+    return [
+        replace(r, contexts=[line + c for c in r.contexts], unconditional=[(line + c, x) for c, x in r.unconditional])
+        for r in requests
+    ]
 
 
 def answer_pairs(task: TaskSpec, item: MCItem, answers: Sequence[str]) -> list[tuple[str, str]]:

@@ -10,15 +10,18 @@ Layout of ``out``::
 
     runs/seed-<s>/step-<k>/...                      likra train
     runs/<dpo|kto>-seed-<s>/step-<k>/...            likra baseline (with --methods ...,dpo,kto)
+    runs/prefix-seed-<s>/step-<k>/...               likra train --method prefix (with --methods ...,prefix)
     scores/<task>-<split>/eval.json                 the evaluation set (task, split, n, limit, sample)
     scores/<task>-<split>/base.items.jsonl          the base model, once
     scores/<task>-<split>/seed-<s>/step-<k>.items.jsonl
-    scores/<task>-<split>/<dpo|kto>-seed-<s>/step-<k>.items.jsonl
+    scores/<task>-<split>/<dpo|kto|prefix>-seed-<s>/step-<k>.items.jsonl
     curve.csv, curve.json                           one row per evaluation set x method x examples x seed
 
 DPO and KTO (``likra.baselines``, trained by TRL on the same questions, negatives and seeds) are one more run
 per seed each; their policy is scored as a head, so ``dpo`` is its likelihood (mode sft) and ``dpo_reward`` its
-implicit reward (mode posbase, ``L_policy - L_base``).
+implicit reward (mode posbase, ``L_policy - L_base``). Prefix Likra (one adapter, each answer after a line saying
+which kind it is) is one more run per seed: ``prefix`` is ``L(a | correct line) - w·L(a | wrong line)``,
+``prefix_sft`` the first term alone (NAT's way: ask for the correct kind).
 
 Several evaluation sets may share the runs (``--eval-task arc_easy`` after the ARC-Challenge curve), provided
 the training pool keeps each of them out (``--hold-out``); ``check_held_out`` refuses otherwise.
@@ -56,6 +59,9 @@ METHODS: dict[str, tuple[str, str]] = {
 }
 # a baseline's rows, from its policy scored as the positive head
 BASELINE_MODES = {"": ("sft", "acc_norm"), "_reward": ("posbase", "acc_norm")}
+# prefix Likra's rows: its adapter after the "correct" line stands for L+, after the "wrong" line for L-
+PREFIX_MODES = {"": ("likra", "acc_norm"), "_sft": ("sft", "acc_norm")}
+OTHER_RUNS = {**dict.fromkeys(BASELINES, BASELINE_MODES), "prefix": PREFIX_MODES}  # run kind → its rows' modes
 LIKRA_METHODS = ("sft", "sft_calibrated", "likra", "negbase")  # the curves that need Likra's own runs
 DEFAULT_METHODS = list(LIKRA_METHODS)
 # Likra is compared, item by item, with these (exact McNemar p-values in the CSV); each baseline with Likra
@@ -82,7 +88,7 @@ class CurveConfig:
     kto_data: str = "both"
 
     def check(self) -> None:
-        known = [*METHODS, *(f"{b}{suffix}" for b in BASELINES for suffix in BASELINE_MODES)]
+        known = [*METHODS, *(f"{kind}{suffix}" for kind, modes in OTHER_RUNS.items() for suffix in modes)]
         unknown = [m for m in self.methods if m not in known]
         if unknown or not self.methods:
             raise LikraError(f"--methods {','.join(self.methods)}: expected some of {', '.join(known)}")
@@ -94,13 +100,13 @@ class CurveConfig:
         wanted = set().union(*(needs.get(m, set()) for m in self.methods))
         return "both" if len(wanted) != 1 else next(iter(wanted))
 
-    def baselines(self) -> list[str]:
-        """The baseline methods whose runs the requested curves need."""
-        return [b for b in BASELINES if any(m.split("_")[0] == b for m in self.methods)]
+    def other_runs(self) -> list[str]:
+        """The runs besides Likra's that the requested curves need (DPO, KTO, prefix Likra)."""
+        return [kind for kind in OTHER_RUNS if any(m.split("_")[0] == kind for m in self.methods)]
 
     def baseline_config(self, method: str, seed: int) -> BaselineConfig:
-        fields = {**asdict(self.train), "seed": seed, "lr": self.baseline_lr or self.train.lr}
-        return BaselineConfig(**fields, method=method, beta=self.beta, kto_data=self.kto_data)
+        fields = {**asdict(self.train), "seed": seed, "lr": self.baseline_lr or self.train.lr, "method": method}
+        return BaselineConfig(**fields, beta=self.beta, kto_data=self.kto_data)
 
     def eval_config(self, checkpoint: str | None = None) -> EvalConfig:
         return EvalConfig(
@@ -147,19 +153,21 @@ def run_curve(
                    "limit": config.limit, "sample": config.sample}  # fmt: skip
     write_json(scores_dir / EVAL_SET, description)
     base = read_items(base_path)
-    kinds = ([""] if any(m in LIKRA_METHODS for m in config.methods) else []) + [f"{b}-" for b in config.baselines()]
+    kinds = ([""] if any(m in LIKRA_METHODS for m in config.methods) else []) + [f"{k}-" for k in config.other_runs()]
     for seed in config.seeds:
-        for kind in kinds:  # "" is Likra's run, "dpo-" and "kto-" the baselines'
+        for kind in kinds:  # "" is Likra's run, "dpo-" and "kto-" the baselines', "prefix-" prefix Likra's
             name = f"{kind}seed-{seed}"
             run = out / "runs" / name
             total = config.train.n
             done = [k for k, _ in list_checkpoints(run)] if run.is_dir() else []
             if total is None or total not in done:
                 log(f"{name}: training {'(resuming) ' if done else ''}to {total} examples in {run}")
-                if kind:
-                    train_baseline(trainer, config.baseline_config(kind[:-1], seed), run, resume=bool(done))
+                if kind in ("", "prefix-"):
+                    heads, method = ("both", "prefix") if kind else (config.likra_heads(), "likra")
+                    train_config = replace(config.train, seed=seed, heads=heads, method=method)
+                    train(trainer, train_config, run, resume=bool(done))
                 else:
-                    train(trainer, replace(config.train, seed=seed, heads=config.likra_heads()), run, resume=bool(done))
+                    train_baseline(trainer, config.baseline_config(kind[:-1], seed), run, resume=bool(done))
             for examples, path in list_checkpoints(run):
                 items_path = scores_dir / name / f"step-{examples}.items.jsonl"
                 if not items_path.is_file():
@@ -212,7 +220,7 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
         base = read_items(scores_dir / "base.items.jsonl")
         likra_hits: dict[tuple[int, int], list[bool]] = {}  # (seed, examples) → Likra's; its folders come first
         for baseline, seed, folder in _seed_folders(scores_dir):
-            methods = {f"{baseline}{s}": v for s, v in BASELINE_MODES.items()} if baseline else METHODS
+            methods = {f"{baseline}{s}": v for s, v in OTHER_RUNS[baseline].items()} if baseline else METHODS
             points = [(0, base)] + [(k, read_items(p)) for k, p in stored_steps(folder)]
             if not baseline and len(points) > 1:  # a run with one head has only the curves its head allows
                 modes = available_modes(points[1][1])
@@ -247,7 +255,7 @@ def _seed_folders(scores_dir: Path) -> list[tuple[str, int, Path]]:
     found = []
     for folder in scores_dir.glob("*seed-*"):
         kind, _, number = folder.name.rpartition("seed-")
-        if folder.is_dir() and number.isdigit() and kind.removesuffix("-") in ("", *BASELINES):
+        if folder.is_dir() and number.isdigit() and kind.removesuffix("-") in ("", *OTHER_RUNS):
             found.append((kind.removesuffix("-"), int(number), folder))
     return sorted(found, key=lambda f: (f[0] != "", f[0], f[1]))
 

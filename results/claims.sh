@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Issue 17: the seeds' headline claims, one command each (README "Positives and negatives counted apart" and
+# "Base-Likra, diagnosed"). Run from the repository root after `make install` (and `make gemma3-270m` for the last
+# step). Every step is resumable: re-run the script after an interruption and it skips what is on disk.
+# Heads train in float32; scoring runs in bfloat16 on this 2-core CPU (AMX).
+set -euo pipefail
+export HF_HUB_OFFLINE=1 LIKRA_DATA_DIR="${LIKRA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
+likra=.venv/bin/likra
+arc=${OUT:-out}/arc
+common=(--hold-out arc_easy:test --dtype bfloat16)
+
+# 1. the 3-seed ARC curve to 1024 (results/arc/run.sh's), then the grid of positives x negatives from its scores
+$likra curve "${common[@]}" --max-n 1024 --seeds 3 --out "$arc"
+$likra grid "$arc" --out "$arc/grid"
+# Base-Likra's weight from stored scores (w 0…2), the three seeds' step-1024 items
+$likra sweep --items "$(ls "$arc"/scores/arc_challenge-test/seed-*/step-1024.items.jsonl | paste -sd,)" \
+    --weights 0:2:0.1 --out "$arc/sweep-negbase"
+
+# 2. prefix Likra beside two-head Likra (seed 1, to 1024; p_vs_likra in curve.csv)
+$likra curve "${common[@]}" --max-n 1024 --seeds 1 --methods sft,likra,negbase,prefix,prefix_sft --out "$arc" \
+    --plot "$arc/prefix.png"
+
+# 3. the negative head alone at other learning rates (Base-Likra only; 1e-3 is the curve's own)
+for lr in 1e-4 3e-4 3e-3; do
+    $likra curve "${common[@]}" --max-n 1024 --seeds 1 --methods negbase --lr "$lr" --out "$arc-negative-lr$lr"
+done
+
+# 4. the whole pool (4221 questions): the curve's runs continued from step-1024, only the new checkpoints scored
+$likra curve "${common[@]}" --max-n 4221 --seeds 3 --out "$arc"
+$likra grid "$arc" --out "$arc/grid"
+$likra mass --checkpoint "$arc/runs/seed-1" --out "$arc/mass" --dtype bfloat16
+
+# 5. HellaSwag: heads on the 3367 train rows we have, scored on a seeded 1000 of validation
+$likra curve --task hellaswag --max-n 3367 --seeds 1 --sample 1000 --dtype bfloat16 --out "${OUT:-out}/hellaswag"
+
+# 6. a second model: Gemma-3-270M (base), the ARC curve to 1024
+$likra curve "${common[@]}" --model gemma3-270m --max-n 1024 --seeds 1 --out "${OUT:-out}/gemma3-270m"

@@ -699,10 +699,10 @@ def grid(
     for entry in summary["value_of_a_negative"].values():
         if entry.get("ratio") is None:
             continue
-        steps = f"{entry['steps'][0][0]}→{entry['steps'][-1][1]}"
+        steps = "k = " + ", ".join(str(a) for a, _ in entry["steps"])
+        per = f"per example {entry['gain_per_negative']:+.5f} vs {entry['gain_per_positive']:+.5f}"
         console.print(f"one negative example is worth {entry['ratio']:.2f} positive ones over {steps} "
-                      f"(95% {interval_text(entry['ratio_ci95'])}; "
-                      f"gains {entry['gain_negatives']:+.4f} vs {entry['gain_positives']:+.4f})")  # fmt: skip
+                      f"(95% {interval_text(entry['ratio_ci95'])}; {per})")  # fmt: skip
     target = out or folder
     console.print(f"written: {target}/grid.csv, grid.json, grid.png")
     log_command(target, sys.argv[1:], time.perf_counter() - started)

@@ -190,8 +190,8 @@ def plot_mass(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> P
 
 def plot_grid(summary: dict[str, Any], path: str | Path) -> Path:
     """Left: mean acc_norm over (positive examples, negative examples), one cell per pair of checkpoints.
-    Right: at each balanced point (k, k), the gain of raising the negatives to the next count against that of
-    raising the positives, mean and 95% interval across seeds."""
+    Right: at each count k, the gain of adding k negatives to k positives against that of raising the positives
+    to the next count, mean and 95% interval across seeds."""
     from likra.experiments.grid import interval_text
 
     counts, mean = summary["counts"], summary["mean_acc_norm"]
@@ -214,7 +214,8 @@ def plot_grid(summary: dict[str, Any], path: str | Path) -> Path:
         means = [g[kind]["mean"] for g in gains]
         errors = [[m - g[kind]["ci95"][0] for m, g in zip(means, gains, strict=True)],
                   [g[kind]["ci95"][1] - m for m, g in zip(means, gains, strict=True)]]  # fmt: skip
-        label = f"more {kind}: (k, k) \u2192 " + ("(k, k')" if kind == "negatives" else "(k', k)")
+        label = "k negatives added to k positives: SFT(k) \u2192 Likra(k, k)" if kind == "negatives" else (
+            "more positives: SFT(k) \u2192 SFT(k')")
         right.errorbar([x + shift for x in xs], means, yerr=errors, color=colour, marker="o", markersize=3,
                        capsize=2, label=label)  # fmt: skip
     right.axhline(0, color="black", linewidth=0.8)
@@ -227,7 +228,7 @@ def plot_grid(summary: dict[str, Any], path: str | Path) -> Path:
             interval = interval_text(entry.get("ratio_ci95"))
             parts.append(f"{name}{summary['config']['threshold']}: {entry['ratio']:.2f} {interval}")
     right.set_title("one negative / one positive: " + "; ".join(parts) if parts else "gains of more examples")
-    right.set_xlabel("k \u2192 k' (examples of the kind added, at k of the other)")
+    right.set_xlabel("k \u2192 k' (positive examples before and after)")
     right.set_ylabel("accuracy gain (acc_norm)")
     right.grid(alpha=0.3)
     right.legend(fontsize=8)
@@ -243,7 +244,7 @@ EXPERIMENTS = {
     "ablate": ("ablate.json", "ablate.png", "One Likra curve per kind of negative example."),
     "sweep": ("sweep.json", "sweep.png", "Accuracy against the negative head's weight w."),
     "grid": ("grid.json", "grid.png", "Likra with positive and negative examples counted apart (each head from its own "
-             "checkpoint); right: the gain of more negatives against that of more positives at balanced points."),
+             "checkpoint); right: the gain of k negatives added to k positives against that of more positives."),
     "mass": ("mass.json", "mass.png", "Mean change of per-character log-likelihood from the base model, by head "
              "and kind of answer."),
 }  # fmt: skip
@@ -361,7 +362,7 @@ def _tables(name: str, summary: dict[str, Any]) -> list[tuple[str, list[str], li
             value.append([side, steps, ratio, interval_text(entry.get("ratio_ci95"))])
         return [
             ("mean acc_norm: positive examples (rows) by negative examples (columns)", ["", *counts], cells),
-            ("gain of raising one kind from k to k' at (k, k), mean [95% across seeds]",
+            ("gain of k negatives added to k positives, and of k to k' positives (SFT), mean [95% across seeds]",
              ["k→k'", "negatives", "positives"], gains),
             ("value of one negative example relative to one positive (bootstrap 95% over seeds and questions)",
              ["steps", "which", "ratio", "95%"], [[v[1], v[0], v[2], v[3]] for v in value]),

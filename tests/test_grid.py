@@ -60,8 +60,9 @@ def test_grid_cells_join_one_checkpoints_positive_head_with_anothers_negative_he
             assert cells[seed, k, 0]["acc_calibrated"] == curve["sft_calibrated", seed, k]
     assert summary["mean_acc_norm"][2][1] == 0.5  # [n_pos 16][n_neg 8], both seeds alike
     gains = {g["from"]: g for g in summary["gains"]}
-    assert gains[8]["negatives"]["mean"] == pytest.approx(1.0 - cells[1, 8, 8]["acc_norm"])
-    assert gains[8]["positives"]["mean"] == pytest.approx(0.5 - cells[1, 8, 8]["acc_norm"])
+    assert list(gains) == [8]  # k = 8 negatives added to SFT(8), against SFT(8) → SFT(16)
+    assert gains[8]["negatives"]["mean"] == pytest.approx(cells[1, 8, 8]["acc_norm"] - cells[1, 8, 0]["acc_norm"])
+    assert gains[8]["positives"]["mean"] == pytest.approx(cells[1, 16, 0]["acc_norm"] - cells[1, 8, 0]["acc_norm"])
     with (folder / "grid.csv").open() as handle:
         assert handle.readline().strip() == "task,split,seed,n_pos,n_neg,method,acc_norm,acc_calibrated,n"
     assert json.loads((folder / "grid.json").read_text())["counts"] == [0, 8, 16]
@@ -72,13 +73,15 @@ def test_value_ratio_recovers_a_known_exchange_rate():
     counts = [0, 8, 16, 32]
     n_items = 400
     hits = np.zeros((2, 4, 4, n_items), dtype=bool)
-    for i in range(4):
+    for i in range(4):  # SFT gains .0025 per positive example; k negatives on k positives .025 per negative
         for j in range(4):
-            hits[:, i, j, : round((0.2 + 0.1 * j + 0.01 * i) * n_items)] = True  # a negative step is worth 10 positive
+            accuracy = 0.2 + 0.0025 * counts[i] + (0.025 * counts[i] if i == j else 0.0)
+            hits[:, i, j, : round(accuracy * n_items)] = True
     below = value_ratio(hits, counts, GridConfig(threshold=16, bootstrap=200), below=True)
     above = value_ratio(hits, counts, GridConfig(threshold=16, bootstrap=200), below=False)
-    assert below["steps"] == [[0, 8], [8, 16]] and above["steps"] == [[16, 32]]
-    assert below["ratio"] == pytest.approx(10.0) and below["gain_negatives"] == pytest.approx(0.2)
+    assert below["steps"] == [[8, 16]] and above["steps"] == [[16, 32]]
+    assert below["ratio"] == pytest.approx(10.0) and below["gain_per_negative"] == pytest.approx(0.025)
+    assert above["ratio"] == pytest.approx(10.0)
     low, high = below["ratio_ci95"]
     assert low < 10.0 < high
     flat = np.zeros_like(hits)  # nothing changes: no ratio interval to give

@@ -11,11 +11,11 @@ each cell here joins two stored items files, with no model pass:
     n_pos = 0, n_neg > 0   Base-Likra  Lbase - w·L-(n_neg) (no positives: the base model in the positive head's place)
     n_pos = 0, n_neg = 0   the base model
 
-From the cells, the value of one negative example relative to one positive: at each balanced point (k, k)
-of the grid, the gain of adding negatives up to the next count, (k, k') - (k, k), against the gain of adding
-as many positives, (k', k) - (k, k); summed over the steps below (and above) a threshold, the ratio of the
-two sums is the accuracy a negative example bought per accuracy a positive one bought. Its 95% interval is a
-bootstrap over seeds and questions (the same resample for every cell, so the cells stay paired).
+From the cells, the value of one negative example relative to one positive: at each count k, the gain of adding
+k negatives to k positives (SFT(k) to Likra(k, k)) against the gain of raising the positives from k to the next
+count k' (SFT(k) to SFT(k')), each per example added; pooled over the counts below (and from) a threshold, the
+ratio of the two is the accuracy a negative example bought per accuracy a positive one bought. Its 95% interval
+is a bootstrap over seeds and questions (the same resample for every cell, so the cells stay paired).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def run_grid(folder: str | Path, config: GridConfig | None = None, out: str | Pa
     per_seed = [seed_hits(base, steps, counts, config.neg_weight) for steps in seeds.values()]
     stacked = {m: np.stack([h[m] for h in per_seed]) for m in per_seed[0]}  # [seed, n_pos, n_neg, item]
     rows = grid_rows(found, list(seeds), counts, stacked)
-    gains = diagonal_gains(stacked["acc_norm"], counts)
+    gains = marginal_gains(stacked["acc_norm"], counts)
     value = {
         "below": value_ratio(stacked["acc_norm"], counts, config, below=True),
         "above": value_ratio(stacked["acc_norm"], counts, config, below=False),
@@ -190,17 +190,19 @@ def grid_rows(found: dict[str, Any], seeds: list[int], counts: list[int], hits: 
     return rows
 
 
-def diagonal_gains(hits: np.ndarray, counts: list[int]) -> list[dict[str, Any]]:
-    """At each balanced point (k, k): the gain of raising the negatives to the next count k' and that of raising
-    the positives to k', per seed, with their mean and 95% t-interval across seeds."""
+def marginal_gains(hits: np.ndarray, counts: list[int]) -> list[dict[str, Any]]:
+    """At each count k > 0 with a next count k': the gain of adding k negatives to k positives (SFT(k) to
+    Likra(k, k)) and that of raising the positives to k' (SFT(k) to SFT(k')), per seed, with their mean and
+    95% t-interval across seeds. (Cells off the diagonal are not used: a negative head that saw other questions
+    than the positive head does not cancel its drift, see the README.)"""
     from likra.report import mean_band
 
     accuracy = hits.mean(axis=3)  # [seed, n_pos, n_neg]
     gains = []
-    for i in range(len(counts) - 1):
+    for i in range(1, len(counts) - 1):
         per_seed = {
-            "negatives": (accuracy[:, i, i + 1] - accuracy[:, i, i]).tolist(),
-            "positives": (accuracy[:, i + 1, i] - accuracy[:, i, i]).tolist(),
+            "negatives": (accuracy[:, i, i] - accuracy[:, i, 0]).tolist(),
+            "positives": (accuracy[:, i + 1, 0] - accuracy[:, i, 0]).tolist(),
         }
         entry: dict[str, Any] = {"from": counts[i], "to": counts[i + 1]}
         for kind, values in per_seed.items():
@@ -212,19 +214,19 @@ def diagonal_gains(hits: np.ndarray, counts: list[int]) -> list[dict[str, Any]]:
 
 
 def value_ratio(hits: np.ndarray, counts: list[int], config: GridConfig, below: bool) -> dict[str, Any]:
-    """Summed diagonal gains of negatives over those of positives for the steps ending at or below the
-    threshold (``below``) or starting at or above it, with a bootstrap interval over seeds and questions."""
-    pairs = range(len(counts) - 1)
-    if below:
-        steps = [i for i in pairs if counts[i + 1] <= config.threshold]
-    else:
-        steps = [i for i in pairs if counts[i] >= config.threshold]
+    """Accuracy per negative example over accuracy per positive example, from the gains of ``marginal_gains``
+    at the counts below the threshold (``below``) or from it on, with a bootstrap interval over seeds and
+    questions."""
+    pairs = range(1, len(counts) - 1)
+    steps = [i for i in pairs if (counts[i] < config.threshold) == below]
     if not steps:
         return {"steps": [], "ratio": None, "note": "no grid steps on this side of the threshold"}
+    added_negatives = sum(counts[i] for i in steps)
+    added_positives = sum(counts[i + 1] - counts[i] for i in steps)
 
-    def sums(acc: np.ndarray) -> tuple[float, float]:  # acc: [seed, n_pos, n_neg]
-        negatives = sum(acc[:, i, i + 1] - acc[:, i, i] for i in steps).mean()
-        positives = sum(acc[:, i + 1, i] - acc[:, i, i] for i in steps).mean()
+    def sums(acc: np.ndarray) -> tuple[float, float]:  # acc: [seed, n_pos, n_neg] → gain per example of each kind
+        negatives = sum(acc[:, i, i] - acc[:, i, 0] for i in steps).mean() / added_negatives
+        positives = sum(acc[:, i + 1, 0] - acc[:, i, 0] for i in steps).mean() / added_positives
         return float(negatives), float(positives)
 
     negatives, positives = sums(hits.mean(axis=3))
@@ -241,10 +243,10 @@ def value_ratio(hits: np.ndarray, counts: list[int], config: GridConfig, below: 
     low_pos, high_pos = np.percentile(boot[:, 1], [2.5, 97.5])
     result: dict[str, Any] = {
         "steps": [[counts[i], counts[i + 1]] for i in steps],
-        "gain_negatives": round(negatives, 6),
-        "gain_negatives_ci95": [round(float(low_neg), 6), round(float(high_neg), 6)],
-        "gain_positives": round(positives, 6),
-        "gain_positives_ci95": [round(float(low_pos), 6), round(float(high_pos), 6)],
+        "gain_per_negative": round(negatives, 8),
+        "gain_per_negative_ci95": [round(float(low_neg), 8), round(float(high_neg), 8)],
+        "gain_per_positive": round(positives, 8),
+        "gain_per_positive_ci95": [round(float(low_pos), 8), round(float(high_pos), 8)],
         "ratio": round(negatives / positives, 4) if positives else None,
         "ratio_ci95": None,
     }

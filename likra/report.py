@@ -203,8 +203,8 @@ def plot_grid(summary: dict[str, Any], path: str | Path) -> Path:
     ticks = range(len(counts))
     left.set_xticks(ticks, [str(c) for c in counts], fontsize=7)
     left.set_yticks(ticks, [str(c) for c in counts], fontsize=7)
-    left.set_xlabel("negative examples (the negative head's checkpoint; 0: none, SFT)")
-    left.set_ylabel("positive examples (the positive head's; 0: the base model, Base-Likra)")
+    left.set_xlabel("negative examples (0: none, i.e. SFT)")
+    left.set_ylabel("positive examples (0: base model, i.e. Base-Likra)")
     found = summary["eval_set"]
     left.set_title(f"acc_norm, mean of {len(summary['seeds'])} seed(s): {found['task']} {found['split']}")
     fig.colorbar(image, ax=left, fraction=0.046)
@@ -227,7 +227,8 @@ def plot_grid(summary: dict[str, Any], path: str | Path) -> Path:
         if entry.get("ratio") is not None:
             interval = interval_text(entry.get("ratio_ci95"))
             parts.append(f"{name}{summary['config']['threshold']}: {entry['ratio']:.2f} {interval}")
-    right.set_title("one negative / one positive: " + "; ".join(parts) if parts else "gains of more examples")
+    right.set_title("value of one negative / one positive:\n" + "; ".join(parts) if parts else "gains of more examples",
+                    fontsize=10)  # fmt: skip
     right.set_xlabel("k \u2192 k' (positive examples before and after)")
     right.set_ylabel("accuracy gain (acc_norm)")
     right.grid(alpha=0.3)

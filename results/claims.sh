@@ -8,10 +8,10 @@ export HF_HUB_OFFLINE=1 LIKRA_DATA_DIR="${LIKRA_DATA_DIR:-$(cd .. && pwd)/shared
 likra=.venv/bin/likra
 arc=${OUT:-out}/arc
 common=(--hold-out arc_easy:test --dtype bfloat16)
-# results/arc/scores/ keeps the curve's per-item scores (gzipped) so that `likra grid` can be re-run without a model;
-# on a machine without out/arc they can be restored (the runs themselves are retrained by step 1 only if missing):
-#   for f in $(cd results/arc/scores && find . -name '*.gz'); do mkdir -p "$arc/scores/$(dirname $f)";
-#       gunzip -c "results/arc/scores/$f" > "$arc/scores/${f%.gz}"; done; cp results/arc/scores/*/eval.json ...
+# results/arc/scores/ keeps the curve's per-item scores (gzipped) so that `likra grid` can be re-run without a model.
+# On a machine without out/arc, restore them first (step 1 then retrains the runs but scores nothing twice):
+#   (cd results/arc/scores && find . -type f) | while read -r f; do mkdir -p "$arc/scores/$(dirname "$f")"
+#       case $f in *.gz) gunzip -c "results/arc/scores/$f" > "$arc/scores/${f%.gz}";; *) cp "results/arc/scores/$f" "$arc/scores/$f";; esac; done
 
 # 1. the 3-seed ARC curve to 1024 (results/arc/run.sh's), then the grid of positives x negatives from its scores
 $likra curve "${common[@]}" --max-n 1024 --seeds 3 --out "$arc"

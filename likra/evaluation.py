@@ -19,7 +19,7 @@ from likra.errors import LikraError
 from likra.metrics import NORMS, ItemScores, available_modes, check_norm, summarize_mode
 from likra.models import LoadedModel
 from likra.scoring import LogLikelihood, Scorer
-from likra.training import HEADS, PREFIX_HEAD, load_heads
+from likra.training import HEADS, PREFIX_HEAD, load_heads, uses_prefix
 
 T = TypeVar("T")
 
@@ -185,7 +185,7 @@ def evaluate(
         size = parallel.world()[1]
         local_base = parallel.shard(base) if base is not None else None
         advance = (lambda n: progress(n * size)) if progress is not None and size > 1 else progress
-        if checkpoint is not None and checkpoint["config"].get("method") == "prefix":
+        if checkpoint is not None and uses_prefix(checkpoint):
             local = score_prefixed(model, loaded.tokenizer, parallel.shard(requests), config, advance, local_base)
         else:
             scorer = Scorer(model, loaded.tokenizer, batch_tokens=config.batch_tokens, heads=heads)

@@ -25,7 +25,7 @@ from likra.errors import LikraError
 from likra.metrics import check_mode, mode_coefficients
 from likra.models import DEFAULT_MODEL, load_model
 from likra.scoring import Scorer
-from likra.training import HEADS, PREFIX_HEAD, load_heads, read_manifest
+from likra.training import HEADS, PREFIX_HEAD, load_heads, read_manifest, uses_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class LikraLM(LM):
         manifest = read_manifest(checkpoint)[1] if checkpoint else None
         heads = manifest["heads"] if manifest else []
         # prefix Likra: its one adapter after each kind's line stands for the positive and the negative head
-        self.prefixed = bool(manifest) and manifest["config"].get("method") == "prefix"
+        self.prefixed = bool(manifest) and uses_prefix(manifest)
         if self.prefixed:
             heads = list(HEADS)
         self.mode = mode or next((m for m in ("likra", "sft", "negbase") if _allows(m, heads)), "base")

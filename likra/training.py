@@ -674,6 +674,11 @@ def _truncate_log(path: Path, examples: int) -> None:
 # --- loading checkpoints for evaluation ---------------------------------------------------------------
 
 
+def uses_prefix(manifest: dict[str, Any]) -> bool:
+    """Whether a checkpoint is prefix Likra's (one adapter scored after each kind's line)."""
+    return manifest["config"].get("method") == "prefix"
+
+
 def read_manifest(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """``path`` is a checkpoint (``.../step-K``) or a run folder (its newest checkpoint is used)."""
     path = Path(path)

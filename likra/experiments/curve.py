@@ -219,7 +219,7 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
         scores_dir = out / found["folder"]
         base = read_items(scores_dir / "base.items.jsonl")
         likra_hits: dict[tuple[int, int], list[bool]] = {}  # (seed, examples) → Likra's; its folders come first
-        for baseline, seed, folder in _seed_folders(scores_dir):
+        for baseline, seed, folder in seed_folders(scores_dir):
             methods = {f"{baseline}{s}": v for s, v in OTHER_RUNS[baseline].items()} if baseline else METHODS
             points = [(0, base)] + [(k, read_items(p)) for k, p in stored_steps(folder)]
             if not baseline and len(points) > 1:  # a run with one head has only the curves its head allows
@@ -249,7 +249,7 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
     return rows
 
 
-def _seed_folders(scores_dir: Path) -> list[tuple[str, int, Path]]:
+def seed_folders(scores_dir: Path) -> list[tuple[str, int, Path]]:
     """(baseline or "" for Likra's heads, seed, folder) of each ``[<baseline>-]seed-<s>`` in ``scores_dir``:
     Likra's first, seeds in numeric order."""
     found = []

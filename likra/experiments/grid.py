@@ -29,7 +29,7 @@ import numpy as np
 
 from likra.errors import LikraError
 from likra.evaluation import read_items, write_json
-from likra.experiments.curve import eval_sets, stored_steps, write_csv
+from likra.experiments.curve import eval_sets, seed_folders, stored_steps, write_csv
 from likra.metrics import ItemScores, combine, correct
 
 GRID_FIELDS = ["task", "split", "seed", "n_pos", "n_neg", "method", "acc_norm", "acc_calibrated", "n"]
@@ -106,9 +106,8 @@ def load_seeds(scores_dir: Path) -> tuple[list[ItemScores], dict[int, dict[int, 
     base = read_items(scores_dir / "base.items.jsonl")
     ids = [b.id for b in base]
     seeds: dict[int, dict[int, list[ItemScores]]] = {}
-    for folder in sorted(scores_dir.glob("seed-*"), key=lambda p: p.name):
-        number = folder.name.removeprefix("seed-")
-        if not number.isdigit():
+    for run, seed, folder in seed_folders(scores_dir):
+        if run:  # DPO, KTO and prefix Likra runs have no two heads to join
             continue
         steps = {}
         for examples, path in stored_steps(folder):
@@ -119,7 +118,7 @@ def load_seeds(scores_dir: Path) -> tuple[list[ItemScores], dict[int, dict[int, 
                 raise LikraError(f"{path}: needs both heads' scores (a run trained with --heads both)")
             steps[examples] = items
         if steps:
-            seeds[int(number)] = steps
+            seeds[seed] = steps
     if not seeds:
         raise LikraError(f"{scores_dir}: no seed-<s>/step-<k>.items.jsonl scores (run likra curve first)")
     return base, seeds

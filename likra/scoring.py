@@ -18,6 +18,7 @@ the unmodified transformers module, called with a custom mask.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,10 +117,17 @@ def masked_hidden_states(
         input_ids=ids.to(device),
         attention_mask=mask,
         position_ids=positions.to(device),
-        past_key_values=cache,
         use_cache=cache is not None,
+        **cache_kwarg(model, cache),
     )
     return out.last_hidden_state
+
+
+def cache_kwarg(model: Any, cache: Any) -> dict[str, Any]:
+    """The decoder's KV-cache argument under its current name: transformers 5.2x renamed ``past_key_values`` to
+    ``cache`` (the old name warns on every call and goes in 5.40); older 5.x releases know only the old one."""
+    parameters = inspect.signature(model.get_decoder().forward).parameters
+    return {"cache" if "cache" in parameters else "past_key_values": cache}
 
 
 def output_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
@@ -321,7 +329,8 @@ class Scorer:
 
         cache = DynamicCache()  # full-length layers even for sliding-window models: our mask does the windowing
         device = self.model.device
-        context = self.model.get_decoder()(input_ids=ids[:, :n_ctx].to(device), past_key_values=cache, use_cache=True)
+        decoder = self.model.get_decoder()
+        context = decoder(input_ids=ids[:, :n_ctx].to(device), use_cache=True, **cache_kwarg(self.model, cache))
         if ids.shape[1] == n_ctx:  # only one-token continuations: nothing more to feed
             return context.last_hidden_state
         rest = masked_hidden_states(

@@ -20,14 +20,17 @@ $likra grid "$arc" --out "$arc/grid"
 $likra sweep --items "$(ls "$arc"/scores/arc_challenge-test/seed-*/step-1024.items.jsonl | paste -sd,)" \
     --weights 0:2:0.1 --out "$arc/sweep-negbase"
 
-# 2. prefix Likra beside two-head Likra (seed 1, to 1024; p_vs_likra in curve.csv)
-$likra curve "${common[@]}" --max-n 1024 --seeds 1 --methods sft,likra,negbase,prefix,prefix_sft --out "$arc" \
-    --plot "$arc/prefix.png"
-
-# 3. the negative head alone at other learning rates (Base-Likra only; 1e-3 is the curve's own)
+# 2. the negative head alone at other learning rates (Base-Likra only; 1e-3 is the curve's own)
 for lr in 1e-4 3e-4 3e-3; do
     $likra curve "${common[@]}" --max-n 1024 --seeds 1 --methods negbase --lr "$lr" --out "$arc-negative-lr$lr"
 done
+
+# the negative head's mass (the paper's Figure 6) on seed 1's checkpoints to 1024 (step 4 adds the later ones)
+$likra mass --checkpoint "$arc/runs/seed-1" --out "$arc/mass" --dtype bfloat16
+
+# 3. prefix Likra beside two-head Likra (seed 1, to 1024; p_vs_likra in curve.csv)
+$likra curve "${common[@]}" --max-n 1024 --seeds 1 --methods sft,likra,negbase,prefix,prefix_sft --out "$arc" \
+    --plot "$arc/prefix.png"
 
 # 4. the whole pool (4221 questions): the curve's runs continued from step-1024, only the new checkpoints scored
 $likra curve "${common[@]}" --max-n 4221 --seeds 3 --out "$arc"

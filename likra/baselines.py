@@ -28,9 +28,9 @@ import torch
 
 from likra import parallel
 from likra.errors import LikraError
+from likra.files import claim
 from likra.models import LoadedModel
 from likra.training import (
-    MANIFEST,
     OPTIMIZER_STATE,
     TRAIN_LOG,
     TrainConfig,
@@ -44,6 +44,7 @@ from likra.training import (
     build_training_set,
     head_parameters,
     list_checkpoints,
+    manifest_of,
     quiet_peft,
     save_checkpoint,
     save_points,
@@ -163,16 +164,28 @@ def train_baseline(
     data: TrainingSet | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train ``config.method`` with TRL on Likra's data for ``config`` and write checkpoints under ``out``."""
+    """Train ``config.method`` with TRL on Likra's data for ``config`` and write checkpoints under ``out`` (claimed
+    for the run: a second writer is refused)."""
+    config.check()
+    if parallel.launched():  # TRL would split the batches itself; the step → questions count assumes one process
+        raise LikraError("likra baseline runs in one process; start it without accelerate launch")
+    with claim(out):
+        return _train_baseline(loaded, config, Path(out), resume, data, progress)
+
+
+def _train_baseline(
+    loaded: LoadedModel,
+    config: BaselineConfig,
+    out: Path,
+    resume: bool,
+    data: TrainingSet | None,
+    progress: Callable[[int], None] | None,
+) -> TrainResult:
     from datasets import Dataset
     from peft import set_peft_model_state_dict
     from peft.utils import load_peft_weights
     from transformers import PrinterCallback, ProgressCallback
 
-    config.check()
-    if parallel.launched():  # TRL would split the batches itself; the step → questions count assumes one process
-        raise LikraError("likra baseline runs in one process; start it without accelerate launch")
-    out = Path(out)
     resumed_from, resume_path = _prepare_out(out, resume)
     data = data or build_training_set(config, loaded)
     per_question = preference_rows(data, config.method, config.kto_data)
@@ -183,7 +196,7 @@ def train_baseline(
     manifest = {**manifest, "method": config.method, "base_model": _base_model_entry(loaded)}
     start_step = 0
     if resume_path is not None:
-        resumed_manifest = json.loads((resume_path / MANIFEST).read_text())
+        resumed_manifest = manifest_of(resume_path)
         _check_resumable(resumed_manifest, manifest, resume_path)
         start_step = resumed_manifest["steps"]
     remaining = [row for rows in per_question[resumed_from:] for row in rows]
@@ -222,7 +235,7 @@ def train_baseline(
         model.unload()  # the plain base model again, as ``fit`` leaves it
         loaded.model.eval()
     done = list_checkpoints(out)
-    final = json.loads((done[-1][1] / MANIFEST).read_text())["loss"] if done else {}
+    final = manifest_of(done[-1][1])["loss"] if done else {}
     return TrainResult(out, tracker.checkpoints, tracker.seen, final, time.perf_counter() - start, resumed_from)
 
 

@@ -60,23 +60,20 @@ DataDirOpt = Annotated[
 def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr; yields ``advance(n)``."""
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
-
-
-def _check_writable(path: str | None, option: str) -> None:
-    """Fail before the work, not after it, when an output path cannot be written."""
-    if path is None:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise LikraError(f"{option} {path}: is a directory, expected a file path")
-    parent = target.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise LikraError(f"{option} {path}: cannot write in {parent}")
+    quiet = err_console.quiet
+    try:
+        with Progress(*columns, console=err_console, transient=False) as progress:
+            task = progress.add_task(description, total=total)
+            try:
+                yield lambda n: progress.advance(task, n)
+            except BaseException:
+                # an error ends the run as one line, without a half-drawn bar above it: a terminal erases the
+                # bar; elsewhere (a log file) rich would end it with an empty line, so it says nothing
+                progress.live.transient = True
+                err_console.quiet = quiet or not err_console.is_terminal
+                raise
+    finally:
+        err_console.quiet = quiet
 
 
 def print_results(results: dict) -> None:
@@ -144,34 +141,39 @@ def eval_command(
     items_out: Annotated[str | None, typer.Option(help="Write one JSON line per question here.")] = None,
 ) -> None:
     """Score every answer choice by log-likelihood and report accuracies."""
-    from likra.evaluation import EvalConfig, count_requests, evaluate, prepare, read_items, write_items, write_json
-    from likra.metrics import check_mode, check_norm
-    from likra.models import load_model
-    from likra.training import check_base_model, read_manifest
-
-    _check_writable(out, "--out")
-    _check_writable(items_out, "--items-out")
-    if batch_tokens <= 0:
-        raise LikraError(f"--batch-tokens {batch_tokens}: must be positive")
-    if mode is not None:
-        check_mode(mode)
-    if mode not in (None, "base") and not checkpoint:
-        raise LikraError(f"--mode {mode}: needs trained heads; give --checkpoint DIR")
-    check_norm(norm)
-    config = EvalConfig(
-        task, split, limit, sample, shots, seed, data_dir, batch_tokens, calibrate, checkpoint, mode, neg_weight, norm
+    from likra.evaluation import (
+        EvalConfig,
+        check_checkpoint,
+        count_requests,
+        evaluate,
+        prepare,
+        read_items,
+        write_items,
     )
+    from likra.files import check_outputs, write_json
+    from likra.models import load_model
+    from likra.training import check_base_model, load_checkpoint_base, read_manifest
+
+    config = EvalConfig(
+        task=task, split=split, limit=limit, sample=sample, shots=shots, seed=seed, data_dir=data_dir,
+        batch_tokens=batch_tokens, calibrate=calibrate, checkpoint=checkpoint, mode=mode, neg_weight=neg_weight,
+        norm=norm,
+    )  # fmt: skip
+    config.check()
+    user_file = task.removeprefix("jsonl:") if task.startswith("jsonl:") else None
+    check_outputs({"--out": out, "--items-out": items_out}, {"--task": user_file, "--base-items": base_items})
     requests = prepare(config)  # data errors surface before the model loads
     base = read_items(base_items) if base_items else None
     if base is not None and not checkpoint:
         raise LikraError("--base-items: only with --checkpoint (it replaces the base model's pass)")
     if checkpoint:
         _, manifest = read_manifest(checkpoint)
-        if model == DEFAULT_MODEL_NAME and manifest["base_model"]["name"] != model:
-            model = manifest["base_model"]["name"]  # the checkpoint's own base unless told otherwise
-    loaded = load_model(model, dtype=dtype)
-    if checkpoint:
+        check_checkpoint(config, manifest)
+        given = None if model == DEFAULT_MODEL_NAME else model  # the checkpoint's own base model unless told
+        loaded = load_checkpoint_base(checkpoint, manifest, given, dtype=dtype)
         check_base_model(loaded, checkpoint)  # before the progress bar starts
+    else:
+        loaded = load_model(model, dtype=dtype)
     with progress_bar(count_requests(requests, calibrate), f"scoring {len(requests)} questions") as advance:
         result = evaluate(loaded, config, requests, advance, base)
     print_results(result.results)
@@ -384,11 +386,11 @@ def export(
 ) -> None:
     """Write Likra's training data as DPO pairs or KTO labels (JSONL, TRL's column names) for training elsewhere."""
     from likra.baselines import BaselineConfig, preference_rows
-    from likra.evaluation import write_atomic
+    from likra.files import check_outputs, write_text
     from likra.negatives import NEEDS_BASE_SCORES
     from likra.training import build_training_set
 
-    _check_writable(out, "--out")
+    check_outputs({"--out": out}, {"--train-file": train_file})
     config = BaselineConfig(
         model=model, task=task, eval_split=split, n=n, negatives=negatives, seed=seed, train_file=train_file,
         hold_out=_str_list(hold_out), data_dir=data_dir, method=fmt, kto_data=kto_data,
@@ -402,7 +404,7 @@ def export(
 
         loaded = load_model(model)
     rows = [row for rows in preference_rows(build_training_set(config, loaded), fmt, kto_data) for row in rows]
-    write_atomic(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_text(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     console.print(f"{len(rows)} {fmt.upper()} rows from {config.n or 'all'} questions: {out}")
 
 
@@ -632,12 +634,13 @@ def sweep(
 ) -> None:
     """Accuracy against the negative head's weight, from one scoring pass (the paper's Figure 4)."""
     started = time.perf_counter()
-    from likra.evaluation import EvalConfig, evaluate, read_items, write_items, write_json
+    from likra.evaluation import EvalConfig, evaluate, read_items, write_items
     from likra.experiments.curve import write_csv
     from likra.experiments.sweep import parse_weights, sweep_rows
+    from likra.files import write_json
     from likra.metrics import summarize_mode
     from likra.report import plot_sweep
-    from likra.training import read_manifest
+    from likra.training import load_checkpoint_base, read_manifest
 
     mean = statistics.fmean
     grid = parse_weights(weights)
@@ -645,10 +648,8 @@ def sweep(
         raise LikraError("give --checkpoint (scored once here) or --items (stored scores), not both")
     stored = Path(out) / "items.jsonl"
     if items is None and not stored.is_file():
-        from likra.models import load_model
-
         _, manifest = read_manifest(checkpoint)
-        loaded = load_model(manifest["base_model"]["name"], dtype=dtype)
+        loaded = load_checkpoint_base(checkpoint, manifest, dtype=dtype)
         config = EvalConfig(task, split, limit, sample, data_dir=data_dir, checkpoint=checkpoint)
         write_items(stored, evaluate(loaded, config).items)
     paths = _str_list(items) if items is not None else [str(stored)]
@@ -722,14 +723,13 @@ def mass(
     each head, as change from the base model (the paper's Figure 6)."""
     started = time.perf_counter()
     from likra.experiments.mass import run_mass
-    from likra.models import load_model
     from likra.report import plot_mass
-    from likra.training import read_manifest
+    from likra.training import load_checkpoint_base, read_manifest
 
     if limit is not None:
         sample = None
     _, manifest = read_manifest(checkpoint)
-    loaded = load_model(manifest["base_model"]["name"], dtype=dtype)
+    loaded = load_checkpoint_base(checkpoint, manifest, dtype=dtype)
     summary = run_mass(loaded, checkpoint, out, split=split, limit=limit, sample=sample, data_dir=data_dir, log=_log)
     rows = summary["rows"]
     plot_mass(rows, Path(out) / "mass.png", f"{summary['task']} · {summary['n_questions']} questions")
@@ -762,9 +762,10 @@ def rescore(
     out: Annotated[str | None, typer.Option(help="Write results JSON here.")] = None,
 ) -> None:
     """Recompute accuracies for any mode and weight from stored per-head log-likelihoods (no model)."""
-    from likra.evaluation import read_items, summarize_results, write_json
+    from likra.evaluation import read_items, summarize_results
+    from likra.files import check_outputs, write_json
 
-    _check_writable(out, "--out")
+    check_outputs({"--out": out}, {"ITEMS": items})
     scores = read_items(items)
     results = {"items": items, "n": len(scores), **summarize_results(scores, mode, neg_weight, norm)}
     console.print(f"{items} · n={len(scores)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -16,10 +16,20 @@ from likra.data import build_requests, get_task, load_items
 from likra.data.items import MCItem
 from likra.data.prompts import TARGET_DELIMITER, ItemRequests, with_prefix
 from likra.errors import LikraError
-from likra.metrics import NORMS, ItemScores, available_modes, check_norm, summarize_mode
+from likra.files import write_text
+from likra.metrics import (
+    NORMS,
+    ItemScores,
+    available_modes,
+    check_mode,
+    check_mode_heads,
+    check_norm,
+    check_weight,
+    summarize_mode,
+)
 from likra.models import LoadedModel
 from likra.scoring import LogLikelihood, Scorer
-from likra.training import HEADS, PREFIX_HEAD, load_heads, uses_prefix
+from likra.training import HEADS, PREFIX_HEAD, load_heads, read_manifest, uses_prefix
 
 T = TypeVar("T")
 
@@ -41,6 +51,30 @@ class EvalConfig:
     mode: str | None = None  # the headline combination (default: the first of likra, sft, negbase the heads allow)
     neg_weight: float = 1.0  # w in L+ - w·L-
     norm: str = "char"  # length normalisation of the headline accuracy (see metrics.NORMS)
+
+    def check(self) -> None:
+        """Refuse options that cannot work, before any data is read or model pass made."""
+        if self.batch_tokens <= 0:
+            raise LikraError(f"--batch-tokens {self.batch_tokens}: must be positive")
+        if self.mode is not None:
+            check_mode(self.mode)
+        if self.mode not in (None, "base") and not self.checkpoint:
+            raise LikraError(f"--mode {self.mode}: needs trained heads; give --checkpoint DIR")
+        check_weight(self.neg_weight)
+        check_norm(self.norm)
+
+
+def scored_heads(manifest: dict[str, Any]) -> list[str]:
+    """The heads a checkpoint's scores will have (prefix Likra's one adapter gives both)."""
+    return list(HEADS) if uses_prefix(manifest) else list(manifest["heads"])
+
+
+def check_checkpoint(config: EvalConfig, manifest: dict[str, Any]) -> None:
+    """Refuse a mode the checkpoint's heads cannot give, before the scoring pass."""
+    if manifest.get("format") == "likra-nat-checkpoint":
+        raise LikraError(f"--checkpoint {config.checkpoint}: a NAT (agent) checkpoint; use likra nat eval")
+    if config.mode is not None:
+        check_mode_heads(config.mode, scored_heads(manifest), config.checkpoint or "the checkpoint")
 
 
 @dataclass
@@ -153,6 +187,7 @@ def count_requests(requests: Sequence[ItemRequests], calibrate: bool = True) -> 
 
 def prepare(config: EvalConfig) -> list[ItemRequests]:
     """Read the task and build its requests (no model needed)."""
+    config.check()
     task = get_task(config.task)
     items = load_items(task, config.split, config.data_dir)
     items = select_items(items, config.limit, config.sample, config.seed)
@@ -174,9 +209,10 @@ def evaluate(
     With a checkpoint and ``base`` (the base model's items of the same evaluation), only the trained heads
     are run: a third less work per checkpoint."""
     requests = prepare(config) if requests is None else requests
-    check_norm(config.norm)  # before the scoring, not after it
+    config.check()  # before the scoring, not after it
     model, heads, checkpoint = loaded.model, None, None
     if config.checkpoint:
+        check_checkpoint(config, read_manifest(config.checkpoint)[1])
         model, checkpoint = load_heads(loaded, config.checkpoint)
         heads = tuple(checkpoint["heads"]) if base is not None else ("base", *checkpoint["heads"])
     try:
@@ -238,6 +274,7 @@ def summarize_results(
 ) -> dict[str, Any]:
     """Metrics of ``mode`` (the headline), and of every mode the scores allow (they cost nothing more)."""
     check_norm(norm)
+    check_weight(neg_weight)
     metrics, intervals = summarize_mode(scores, mode, neg_weight)
     return {
         "mode": mode,
@@ -250,21 +287,29 @@ def summarize_results(
     }
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write through a temporary file and rename, so an interrupted run never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
 def write_items(path: str | Path, items: Sequence[ItemScores]) -> None:
-    write_atomic(path, "".join(json.dumps(item.to_json()) + "\n" for item in items))
+    write_text(path, "".join(json.dumps(item.to_json()) + "\n" for item in items))
+
+
+def _item_problem(item: ItemScores) -> str | None:
+    """What is wrong with a stored row (a hand-edited or truncated file), or None: every list one number per
+    choice, every number finite (a NaN would rank first), the label one of the choices."""
+    n = len(item.loglikelihoods)
+    lists = {"loglikelihoods": item.loglikelihoods, "unconditional": item.unconditional, "n_tokens": item.n_tokens,
+             "n_chars": item.n_chars, "n_bytes": item.n_bytes}  # fmt: skip
+    lists |= {f"heads.{h}": v for h, v in item.heads.items()}
+    lists |= {f"heads_unconditional.{h}": v for h, v in item.heads_unconditional.items()}
+    if n == 0:
+        return "no log-likelihoods"
+    for name, values in lists.items():
+        optional = name.startswith("heads_unconditional") or name == "unconditional"  # empty without --calibrate
+        if not isinstance(values, list) or (len(values) != n and not (optional and values == [])):
+            return f"'{name}' should list {n} numbers, one per choice"
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            return f"'{name}' holds a value that is not a finite number"
+    if not isinstance(item.label, int) or not 0 <= item.label < n:
+        return f"label {item.label!r} is not one of the {n} choices"
+    return None
 
 
 def read_items(path: str | Path) -> list[ItemScores]:
@@ -275,8 +320,11 @@ def read_items(path: str | Path) -> list[ItemScores]:
     for number, row in read_jsonl(Path(path)):
         try:
             items.append(ItemScores.from_json(row))
-        except (KeyError, TypeError) as err:
+            problem = _item_problem(items[-1])
+        except (KeyError, TypeError, AttributeError) as err:
             raise LikraError(f"{path}:{number}: not an items.jsonl row ({err})") from None
+        if problem:
+            raise LikraError(f"{path}:{number}: {problem}")
     if not items:
         raise LikraError(f"{path}: no items")
     return items

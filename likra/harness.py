@@ -25,7 +25,7 @@ from likra.errors import LikraError
 from likra.metrics import check_mode, mode_coefficients
 from likra.models import DEFAULT_MODEL, load_model
 from likra.scoring import Scorer
-from likra.training import HEADS, PREFIX_HEAD, load_heads, read_manifest, uses_prefix
+from likra.training import HEADS, PREFIX_HEAD, load_checkpoint_base, load_heads, read_manifest, uses_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,10 @@ class LikraLM(LM):
             where = f"checkpoint {checkpoint} has heads {', '.join(heads)}" if checkpoint else "no checkpoint given"
             raise LikraError(f"--model_args mode={self.mode}: needs other heads ({where})")
         self.coefficients = mode_coefficients(self.mode, float(neg_weight))
-        name = model or (manifest["base_model"]["name"] if manifest else DEFAULT_MODEL)
-        self.loaded = load_model(name, dtype=dtype, device=_device(device))
+        if manifest:
+            self.loaded = load_checkpoint_base(checkpoint, manifest, model, dtype=dtype, device=_device(device))
+        else:
+            self.loaded = load_model(model or DEFAULT_MODEL, dtype=dtype, device=_device(device))
         net, head_names = self.loaded.model, None
         if checkpoint:
             net, _ = load_heads(self.loaded, checkpoint)  # refuses another base model

@@ -108,6 +108,20 @@ def check_mode(mode: str) -> None:
         raise LikraError(f"--mode {mode}: expected one of {', '.join(MODES)}")
 
 
+def check_mode_heads(mode: str, heads: Sequence[str], where: str) -> None:
+    """Refuse, before any scoring, a mode that needs a head ``where`` (a checkpoint) does not have."""
+    check_mode(mode)
+    missing = sorted(set(MODES[mode]) - {"base", *heads})
+    if missing:
+        has = ", ".join(heads) or "none"
+        raise LikraError(f"--mode {mode}: needs the {' and '.join(missing)} head; {where} has {has}")
+
+
+def check_weight(neg_weight: float) -> None:
+    if not math.isfinite(neg_weight):
+        raise LikraError(f"--neg-weight {neg_weight}: must be a finite number")
+
+
 def check_norm(norm: str) -> None:
     if norm not in NORMS:
         raise LikraError(f"--norm {norm}: expected one of {', '.join(NORMS)}")

@@ -11,12 +11,14 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from likra.errors import LikraError
+from likra.files import os_error
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -63,9 +65,13 @@ def install_hint(alias: str = DEFAULT_MODEL) -> str:
 def cache_dir() -> Path:
     """Where converted models live: ``$LIKRA_CACHE``, else ``$XDG_CACHE_HOME/likra``, else ``~/.cache/likra``."""
     if os.environ.get("LIKRA_CACHE"):
-        return Path(os.environ["LIKRA_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "likra"
+        path, where = Path(os.environ["LIKRA_CACHE"]), "LIKRA_CACHE"
+    else:
+        path, where = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "likra", "the model cache"
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise LikraError(f"{where} {path}: {blocker} is a file, not a folder")
+    return path
 
 
 def embedded_gguf_path(alias: str) -> Path:
@@ -114,9 +120,20 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
 
     if (out_dir / "config.json").is_file():
         return out_dir
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
+    with gguf.open("rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise LikraError(f"--model {gguf}: not a GGUF file (it does not start with the GGUF magic bytes)")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise os_error(out_dir.parent, err, "cannot create the model cache") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
+    # What transformers' GGUF reader raises on a truncated or foreign file depends on where it stops reading.
+    except (ValueError, KeyError, IndexError, OSError, EOFError, struct.error, RuntimeError) as err:
+        detail = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise LikraError(f"--model {gguf}: not a readable GGUF model, truncated or damaged? ({detail})") from None
     # The weights are already de-quantised floats; transformers only refuses to save because the GGUF
     # quantizer object is still attached.
     model.hf_quantizer = None

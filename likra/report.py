@@ -214,8 +214,11 @@ def plot_grid(summary: dict[str, Any], path: str | Path) -> Path:
         means = [g[kind]["mean"] for g in gains]
         errors = [[m - g[kind]["ci95"][0] for m, g in zip(means, gains, strict=True)],
                   [g[kind]["ci95"][1] - m for m, g in zip(means, gains, strict=True)]]  # fmt: skip
-        label = "k negatives added to k positives: SFT(k) \u2192 Likra(k, k)" if kind == "negatives" else (
-            "more positives: SFT(k) \u2192 SFT(k')")
+        label = (
+            "k negatives added to k positives: SFT(k) \u2192 Likra(k, k)"
+            if kind == "negatives"
+            else ("more positives: SFT(k) \u2192 SFT(k')")
+        )
         right.errorbar([x + shift for x in xs], means, yerr=errors, color=colour, marker="o", markersize=3,
                        capsize=2, label=label)  # fmt: skip
     right.axhline(0, color="black", linewidth=0.8)
@@ -363,10 +366,16 @@ def _tables(name: str, summary: dict[str, Any]) -> list[tuple[str, list[str], li
             value.append([side, steps, ratio, interval_text(entry.get("ratio_ci95"))])
         return [
             ("mean acc_norm: positive examples (rows) by negative examples (columns)", ["", *counts], cells),
-            ("gain of k negatives added to k positives, and of k to k' positives (SFT), mean [95% across seeds]",
-             ["k→k'", "negatives", "positives"], gains),
-            ("value of one negative example relative to one positive (bootstrap 95% over seeds and questions)",
-             ["steps", "which", "ratio", "95%"], [[v[1], v[0], v[2], v[3]] for v in value]),
+            (
+                "gain of k negatives added to k positives, and of k to k' positives (SFT), mean [95% across seeds]",
+                ["k→k'", "negatives", "positives"],
+                gains,
+            ),
+            (
+                "value of one negative example relative to one positive (bootstrap 95% over seeds and questions)",
+                ["steps", "which", "ratio", "95%"],
+                [[v[1], v[0], v[2], v[3]] for v in value],
+            ),
         ]
     if name == "sweep":
         weights = sorted({r["neg_weight"] for r in rows})
@@ -389,6 +398,7 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     import json
 
     from likra.errors import LikraError
+    from likra.files import iter_lines, read_json
 
     folder = Path(folder)
     places = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())] if folder.is_dir() else []
@@ -402,8 +412,12 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     commands = []
     for place in places:
         if (place / COMMAND_LOG).is_file():
-            lines = (place / COMMAND_LOG).read_text().splitlines()
-            commands += [json.loads(line) for line in lines if line.strip()]
+            for number, line in iter_lines(place / COMMAND_LOG):
+                try:
+                    if line.strip():
+                        commands.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise LikraError(f"{place / COMMAND_LOG}:{number}: malformed JSON") from None
     commands.sort(key=lambda entry: entry["finished"])
     page = ["<!doctype html><html><head><meta charset='utf-8'><title>Likra report</title><style>",
             "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}",
@@ -413,7 +427,7 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
             f"<h1>Likra report: {html.escape(folder.name)}</h1>"]  # fmt: skip
     markdown = [f"# Likra report: {folder.name}", ""]
     for name, place, (summary_file, figure, caption) in found:
-        summary = json.loads((place / summary_file).read_text())
+        summary = read_json(place / summary_file, what=f"a likra {name} summary")
         where = "" if place == folder else f" ({place.name}/)"
         page.append(f"<h2 id='{name}'>{name}{html.escape(where)}</h2><p>{html.escape(caption)}</p>")
         markdown += [f"## {name}{where}", "", caption, ""]

@@ -36,7 +36,8 @@ from likra.data.items import MCItem
 from likra.data.pools import Pool, training_pool
 from likra.data.prompts import ANSWER_PREFIXES, answer_pairs, build_requests
 from likra.errors import LikraError
-from likra.models import LoadedModel, weights_hash
+from likra.files import check_free, claim, read_json, writing
+from likra.models import LoadedModel, load_model, weights_hash
 from likra.negatives import KINDS, NEEDS_BASE_SCORES, Negative, make_negatives, unrelated_texts
 from likra.scoring import Scorer, encode_pairs, masked_hidden_states, output_logits
 
@@ -361,20 +362,18 @@ def save_checkpoint(
     the newest checkpoint alone. ``default_adapter``: the one head is peft's "default" adapter (as TRL names it)."""
     examples = manifest["examples_seen"]
     final = step_dir(out, examples)
-    tmp = out / f".step-{examples}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    if list(heads) == [FULL]:
-        model.save_pretrained(str(tmp / FULL))
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(tmp / FULL))
-    elif default_adapter:
-        model.save_pretrained(str(tmp / heads[0]), selected_adapters=["default"])  # "default" saves at the root
-    else:
-        model.save_pretrained(str(tmp), selected_adapters=list(heads))  # → tmp/<head>/ plain peft dirs
-    torch.save({head: opt.state_dict() for head, opt in optimizers.items()}, tmp / OPTIMIZER_STATE)
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # written last: marks it complete
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with writing(final, folder=True) as tmp:  # .step-K.tmp/, renamed to step-K/ once whole (removed on failure)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if list(heads) == [FULL]:
+            model.save_pretrained(str(tmp / FULL))
+            if tokenizer is not None:
+                tokenizer.save_pretrained(str(tmp / FULL))
+        elif default_adapter:
+            model.save_pretrained(str(tmp / heads[0]), selected_adapters=["default"])  # "default" saves at the root
+        else:
+            model.save_pretrained(str(tmp), selected_adapters=list(heads))  # → tmp/<head>/ plain peft dirs
+        torch.save({head: opt.state_dict() for head, opt in optimizers.items()}, tmp / OPTIMIZER_STATE)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # written last: marks it complete
     for seen, path in list_checkpoints(out):
         if seen != examples:
             (path / OPTIMIZER_STATE).unlink(missing_ok=True)
@@ -427,7 +426,9 @@ def train(
     """Train the heads of ``config`` on ``loaded`` and write checkpoints under ``out`` (see the module doc)."""
     config.check()
     out = Path(out)
-    _prepare_out(out, resume)  # refuse a wrong folder before the (possibly slow) data building
+    if parallel.is_main():  # (the other processes of one launch share the main one's claim)
+        check_free(out)  # refuse a folder in use, or a wrong one, before the (possibly slow) data building
+    _prepare_out(out, resume)
     data = data or build_training_set(config, loaded)
     examples = head_examples(loaded.tokenizer, config, data)
     manifest = training_manifest(config, data, loaded.tokenizer, list(config.head_names))
@@ -460,7 +461,7 @@ def _extends(out: Path, config: TrainConfig, data: TrainingSet) -> bool:
     if not done:
         return False
     examples, path = done[-1]
-    previous = json.loads((path / MANIFEST).read_text())
+    previous = manifest_of(path)
     before, now = previous["questions"], len(data.questions)
     if before == now:
         return False
@@ -520,7 +521,22 @@ def fit(
     ``i`` (one question or trajectory; a Likra negative head may have several per question). Heads are LoRA
     adapters on one frozen body, or the one head ``FULL`` (all weights train). Writes ``out/step-K`` at the
     save points, ``K`` counting positions seen; ``manifest`` (with ``config`` and ``data.hash``) goes in each.
-    ``extends``: the run resumed from was on fewer positions, checked by the caller to be a prefix of these."""
+    ``extends``: the run resumed from was on fewer positions, checked by the caller to be a prefix of these.
+    ``out`` is claimed for the run (``likra.files.claim``): a second writer is refused."""
+    with claim(out) if parallel.is_main() else nullcontext():
+        return _fit(loaded, config, heads, out, manifest, resume, progress, extends)
+
+
+def _fit(
+    loaded: LoadedModel,
+    config: LoopConfig,
+    heads: dict[str, list[list[Example]]],
+    out: Path,
+    manifest: dict[str, Any],
+    resume: bool,
+    progress: Callable[[int], None] | None,
+    extends: bool,
+) -> TrainResult:
     from peft import set_peft_model_state_dict
     from peft.utils import load_peft_weights
 
@@ -550,7 +566,7 @@ def fit(
         optimizers = {h: torch.optim.AdamW(params[h], lr=config.lr, weight_decay=0.0) for h in names}
         log_path = out / TRAIN_LOG
         if resume_path is not None:
-            previous = json.loads((resume_path / MANIFEST).read_text())
+            previous = manifest_of(resume_path)
             _check_resumable(previous, manifest, resume_path, extends)
             state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)
             for head in names:
@@ -634,7 +650,7 @@ def fit(
         loaded.model.eval()
     parallel.barrier()  # the last checkpoint is on disk before any process reads it
     done = list_checkpoints(out)
-    final_loss = json.loads((done[-1][1] / MANIFEST).read_text())["loss"] if done else {}
+    final_loss = manifest_of(done[-1][1])["loss"] if done else {}
     return TrainResult(out, checkpoints, seen, final_loss, time.perf_counter() - start, resumed_from)
 
 
@@ -679,15 +695,46 @@ def uses_prefix(manifest: dict[str, Any]) -> bool:
     return manifest["config"].get("method") == "prefix"
 
 
+def manifest_of(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's ``likra.json``, checked to be one (a damaged or foreign file is named, not a traceback)."""
+    return read_json(checkpoint / MANIFEST, keys=("base_model", "heads", "config"), what="a likra checkpoint manifest")
+
+
 def read_manifest(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """``path`` is a checkpoint (``.../step-K``) or a run folder (its newest checkpoint is used)."""
     path = Path(path)
     if (path / MANIFEST).is_file():
-        return path, json.loads((path / MANIFEST).read_text())
+        return path, manifest_of(path)
     done = list_checkpoints(path) if path.is_dir() else []
     if not done:
         raise LikraError(f"--checkpoint {path}: not a likra checkpoint (no {MANIFEST} and no step-*/ folders)")
-    return done[-1][1], json.loads((done[-1][1] / MANIFEST).read_text())
+    return done[-1][1], manifest_of(done[-1][1])
+
+
+def load_checkpoint_base(
+    checkpoint: str | Path,
+    manifest: dict[str, Any],
+    model: str | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+) -> LoadedModel:
+    """The base model a checkpoint needs: ``model`` when the user named one, else the name it recorded (an alias,
+    a Hub id or a folder: portable across machines), else, when that name does not load here, the folder it
+    was loaded from on the machine that trained it (only a hint: it may be gone). Which one is right is
+    decided by the weights hash, checked afterwards (``check_base_model``)."""
+    if model:
+        return load_model(model, dtype=dtype, device=device)
+    recorded = manifest["base_model"]
+    try:
+        return load_model(recorded["name"], dtype=dtype, device=device)
+    except LikraError as err:
+        hint = recorded.get("path")
+        if hint and Path(hint).is_dir() and hint != recorded["name"]:
+            return load_model(hint, dtype=dtype, device=device)
+        raise LikraError(
+            f"--checkpoint {checkpoint}: its base model {recorded['name']} does not load here; name it with "
+            f"--model ({str(err).removeprefix('--model ')})"
+        ) from None
 
 
 def check_base_model(loaded: LoadedModel, path: str | Path) -> tuple[Path, dict[str, Any]]:
@@ -703,15 +750,40 @@ def check_base_model(loaded: LoadedModel, path: str | Path) -> tuple[Path, dict[
     return checkpoint, manifest
 
 
+def check_adapter(folder: Path) -> None:
+    """A peft adapter folder that will load: its config readable, its weights a whole safetensors file."""
+    from safetensors import safe_open
+
+    read_json(folder / "adapter_config.json", keys=("peft_type",), what="a peft adapter config")
+    weights = folder / "adapter_model.safetensors"
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                handle.get_slice(key)
+        if weights.stat().st_size < 8:
+            raise ValueError("too short")
+    except FileNotFoundError:
+        raise LikraError(f"{weights}: missing (the adapter folder is incomplete)") from None
+    except Exception as err:  # SafetensorError is not exported under one name across versions
+        raise LikraError(f"{weights}: not a whole safetensors file ({str(err).splitlines()[0]})") from None
+
+
 def load_heads(loaded: LoadedModel, path: str | Path) -> tuple[Any, dict[str, Any]]:
     """Put a checkpoint's heads on ``loaded.model`` (as named peft adapters) after checking the base model."""
     from peft import PeftModel
 
     checkpoint, manifest = check_base_model(loaded, path)
     heads = [h for h in manifest["heads"] if (checkpoint / h).is_dir()]
-    with quiet_peft():
-        model = PeftModel.from_pretrained(loaded.model, str(checkpoint / heads[0]), adapter_name=heads[0])
-        for head in heads[1:]:
-            model.load_adapter(str(checkpoint / head), adapter_name=head)
+    if not heads:
+        raise LikraError(f"--checkpoint {checkpoint}: none of its heads ({', '.join(manifest['heads'])}) is there")
+    for head in heads:
+        check_adapter(checkpoint / head)
+    try:
+        with quiet_peft():
+            model = PeftModel.from_pretrained(loaded.model, str(checkpoint / heads[0]), adapter_name=heads[0])
+            for head in heads[1:]:
+                model.load_adapter(str(checkpoint / head), adapter_name=head)
+    except (ValueError, KeyError, RuntimeError) as err:  # peft's own checks: wrong shapes, unknown modules
+        raise LikraError(f"--checkpoint {checkpoint}: its adapters do not load ({str(err).splitlines()[0]})") from None
     model.eval()
     return model, {**manifest, "checkpoint": str(checkpoint), "heads": heads}

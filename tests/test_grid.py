@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from likra.errors import LikraError
-from likra.evaluation import write_items, write_json
+from likra.evaluation import write_items
 from likra.experiments.curve import curve_rows
 from likra.experiments.grid import GridConfig, run_grid, value_ratio
+from likra.files import write_json
 from likra.metrics import ItemScores
 
 # Two questions, two choices each (answer 0), one character per choice: acc_norm compares the numbers as they are.

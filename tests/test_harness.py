@@ -3,6 +3,8 @@ numbers for the same checkpoint and mode."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from likra.errors import LikraError
@@ -104,7 +106,7 @@ def test_plugin_refuses_bad_model_args(run, tiny_model_dir):
         LikraLM(checkpoint=str(run), mode="sideways")
 
 
-def test_likra_lm_eval_command(tiny_model_dir, data_dir, run):
+def test_likra_lm_eval_command(tiny_model_dir, data_dir, run, tmp_path):
     """``likra lm-eval`` is lm_eval's command line with the plugin registered and the local ARC tasks added."""
     args = ["lm-eval", "--model", "likra", "--tasks", "arc_challenge_local", "--limit", "4"]
     result = likra(*args, "--model_args", f"checkpoint={run},mode=sft,model={tiny_model_dir}", data_dir=data_dir)
@@ -114,3 +116,13 @@ def test_likra_lm_eval_command(tiny_model_dir, data_dir, run):
     # lm-eval logs its own lines first; ours is the last one, with no traceback
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1].startswith("error: --model_args mode=likra: needs other heads")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(run, damaged)
+    for manifest in damaged.glob("step-*/likra.json"):
+        manifest.write_text("[]")
+    refused = likra(*args, "--model_args", f"checkpoint={damaged},model={tiny_model_dir}", data_dir=data_dir)
+    last = refused.stderr.strip().splitlines()[-1]
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert last.startswith(f"error: {damaged}/step-") and last.endswith(
+        "likra.json: expected a likra checkpoint manifest, got a JSON list"
+    )

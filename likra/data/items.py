@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from likra.errors import LikraError
+from likra.files import iter_lines
 
 
 @dataclass(frozen=True)
@@ -28,23 +29,18 @@ class RowError(ValueError):
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line number, row)`` for each non-blank line; a malformed line names file and line."""
-    try:
-        handle = path.open(encoding="utf-8")
-    except FileNotFoundError:
-        raise LikraError(f"{path}: data file not found") from None
-    except OSError as err:
-        raise LikraError(f"{path}: cannot read ({err.strerror})") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise LikraError(f"{path}:{number}: malformed JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise LikraError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield number, row
+    if not path.exists():
+        raise LikraError(f"{path}: data file not found")
+    for number, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise LikraError(f"{path}:{number}: malformed JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise LikraError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        yield number, row
 
 
 def field_of(row: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -65,6 +61,8 @@ def checked_item(item_id: str, question: str, choices: list[Any], label: int) ->
     for i, choice in enumerate(choices):
         if not isinstance(choice, str):
             raise RowError(f"choice {i} should be a string, got {type(choice).__name__}")
+        if not choice.strip():  # scored over 0 characters, it could never win acc_norm
+            raise RowError(f"choice {i} is empty")
     if not 0 <= label < len(choices):
         raise RowError(f"answer index {label} out of range for {len(choices)} choices")
     return MCItem(id=item_id, question=question, choices=list(choices), label=label)

@@ -219,11 +219,15 @@ def parse_rows(
 ) -> list[T]:
     """Parse ``(place, row)`` pairs (place: ``file:line`` or alike, named in errors); ``where`` names the source."""
     items: list[T] = []
+    first: dict[str, str] = {}  # id → where it first appeared: results, negatives and pools join on ids
     for place, row in rows:
         try:
             items.append(parse(row, f"{split}-{len(items)}"))
         except RowError as err:
             raise LikraError(f"{place}: {err}") from None
+        item_id = getattr(items[-1], "id", None)
+        if item_id is not None and first.setdefault(item_id, place) != place:
+            raise LikraError(f"{place}: id {item_id!r} again (first at {first[item_id]}); ids must be unique")
     if not items:
         raise LikraError(f"{where}: no items")
     return items

@@ -20,8 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from likra.evaluation import evaluate, prepare, read_items, write_items, write_json
-from likra.experiments.curve import CurveConfig, run_curve, scores_dir_of, stored_steps, write_csv
+from likra.evaluation import prepare, read_items
+from likra.experiments.curve import CurveConfig, run_curve, score_checkpoint, scores_dir_of, stored_steps, write_csv
+from likra.files import write_json
 from likra.metrics import combine, correct
 from likra.models import LoadedModel
 from likra.negatives import KINDS
@@ -63,11 +64,12 @@ def run_ablation(
                     log(f"{kind}, seed {seed}: training the negative head in {run}")
                     train(trainer, train_config, run, resume=bool(done))
                 negative_scores = scores_dir / "ablate" / kind / f"seed-{seed}"
-                for examples, path in list_checkpoints(run):
-                    target = negative_scores / f"step-{examples}.items.jsonl"
-                    if not target.is_file():
-                        log(f"{kind}, seed {seed}: scoring step-{examples}")
-                        write_items(target, evaluate(scorer, config.eval_config(str(path)), requests, base=base).items)
+
+                def said(line: str, kind: str = kind) -> None:  # the log lines name the kind
+                    log(f"{kind}, {line}")
+
+                for examples, path in list_checkpoints(run):  # waits for another process scoring the same
+                    score_checkpoint(scorer, config, requests, base, negative_scores, examples, path, said, wait=True)
             rows += _kind_rows(kind, seed, main, negative_scores, config.neg_weight)
     write_csv(out / "ablate.csv", rows, ABLATE_FIELDS)
     summary = {"kinds": kinds, "seeds": config.seeds, "rows": rows}

@@ -42,8 +42,10 @@ from likra.baselines import BaselineConfig, train_baseline
 from likra.data import get_task
 from likra.data.items import MCItem
 from likra.data.pools import training_pool
+from likra.data.prompts import ItemRequests
 from likra.errors import LikraError
-from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_atomic, write_items, write_json
+from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items
+from likra.files import FolderInUse, claim, write_json, write_text
 from likra.metrics import ItemScores, available_modes, combine, correct, mcnemar_exact
 from likra.models import LoadedModel
 from likra.training import TrainConfig, list_checkpoints, train
@@ -144,36 +146,19 @@ def run_curve(
     check_held_out(config, [r.item for r in requests])
     scores_dir = scores_dir_of(out, config)
     base_path = scores_dir / "base.items.jsonl"
-    if not base_path.is_file():
-        log(f"scoring the base model on {len(requests)} questions")
-        write_items(base_path, evaluate(scorer, config.eval_config(), requests).items)
+    with claim(scores_dir, wait=True, lock=".base.lock"):  # every piece needs it: wait for whoever scores it
+        if not base_path.is_file():
+            log(f"scoring the base model on {len(requests)} questions")
+            write_items(base_path, evaluate(scorer, config.eval_config(), requests).items)
     eval_config = config.eval_config()
     task = get_task(eval_config.task)
     description = {"task": task.name, "split": eval_config.split or task.default_split, "n": len(requests),
                    "limit": config.limit, "sample": config.sample}  # fmt: skip
     write_json(scores_dir / EVAL_SET, description)
     base = read_items(base_path)
-    kinds = ([""] if any(m in LIKRA_METHODS for m in config.methods) else []) + [f"{k}-" for k in config.other_runs()]
-    for seed in config.seeds:
-        for kind in kinds:  # "" is Likra's run, "dpo-" and "kto-" the baselines', "prefix-" prefix Likra's
-            name = f"{kind}seed-{seed}"
-            run = out / "runs" / name
-            total = config.train.n
-            done = [k for k, _ in list_checkpoints(run)] if run.is_dir() else []
-            if total is None or total not in done:
-                log(f"{name}: training {'(resuming) ' if done else ''}to {total} examples in {run}")
-                if kind in ("", "prefix-"):
-                    heads, method = ("both", "prefix") if kind else (config.likra_heads(), "likra")
-                    train_config = replace(config.train, seed=seed, heads=heads, method=method)
-                    train(trainer, train_config, run, resume=bool(done))
-                else:
-                    train_baseline(trainer, config.baseline_config(kind[:-1], seed), run, resume=bool(done))
-            for examples, path in list_checkpoints(run):
-                items_path = scores_dir / name / f"step-{examples}.items.jsonl"
-                if not items_path.is_file():
-                    log(f"{name}: scoring step-{examples}")
-                    result = evaluate(scorer, config.eval_config(str(path)), requests, base=base)
-                    write_items(items_path, result.items)
+    if _run_pieces(trainer, scorer, config, out, requests, base, log, wait=False):
+        log("waiting for the pieces that other processes hold, then finishing what they leave")
+        _run_pieces(trainer, scorer, config, out, requests, base, log, wait=True)
     rows = curve_rows(out, config.neg_weight)
     write_csv(out / "curve.csv", rows)
     summary = {
@@ -185,6 +170,82 @@ def run_curve(
     }
     write_json(out / "curve.json", summary)
     return summary
+
+
+def _run_pieces(
+    trainer: LoadedModel,
+    scorer: LoadedModel,
+    config: CurveConfig,
+    out: Path,
+    requests: Sequence[ItemRequests],
+    base: Sequence[ItemScores],
+    log: Callable[[str], None],
+    *,
+    wait: bool,
+) -> bool:
+    """Train every missing run and score every missing checkpoint. A piece (a seed's run, a checkpoint's scores)
+    that another process holds is skipped, and ``True`` returned; with ``wait``, it is waited for instead and
+    then finished if it is still missing, so that the curve written afterwards is whole."""
+    skipped = False
+    kinds = ([""] if any(m in LIKRA_METHODS for m in config.methods) else []) + [f"{k}-" for k in config.other_runs()]
+    for seed in config.seeds:
+        for kind in kinds:  # "" is Likra's run, "dpo-" and "kto-" the baselines', "prefix-" prefix Likra's
+            name = f"{kind}seed-{seed}"
+            run = out / "runs" / name
+            if wait and run.is_dir():
+                with claim(run, wait=True):  # until the process training it lets go
+                    pass
+            total = config.train.n
+            done = [k for k, _ in list_checkpoints(run)] if run.is_dir() else []
+            if total is None or total not in done:
+                log(f"{name}: training {'(resuming) ' if done else ''}to {total} examples in {run}")
+                try:
+                    _train_run(trainer, config, kind, seed, run, resume=bool(done))
+                except FolderInUse as busy:  # another process trains this piece: take the next one
+                    log(f"{name}: skipped, trained by {busy.holder}")
+                    skipped = True
+            for examples, path in list_checkpoints(run):
+                folder = scores_dir_of(out, config) / name
+                skipped |= not score_checkpoint(scorer, config, requests, base, folder, examples, path, log, wait)
+    return skipped
+
+
+def _train_run(trainer: LoadedModel, config: CurveConfig, kind: str, seed: int, run: Path, resume: bool) -> None:
+    """One seed's run of one kind ("" Likra's, "prefix-" prefix Likra's, "dpo-" / "kto-" the baselines')."""
+    if kind in ("", "prefix-"):
+        heads, method = ("both", "prefix") if kind else (config.likra_heads(), "likra")
+        train(trainer, replace(config.train, seed=seed, heads=heads, method=method), run, resume=resume)
+    else:
+        train_baseline(trainer, config.baseline_config(kind[:-1], seed), run, resume=resume)
+
+
+def score_checkpoint(
+    scorer: LoadedModel,
+    config: CurveConfig,
+    requests: Sequence[ItemRequests],
+    base: Sequence[ItemScores],
+    folder: Path,
+    examples: int,
+    checkpoint: Path,
+    log: Callable[[str], None],
+    wait: bool,
+) -> bool:
+    """Score one checkpoint into ``folder/step-K.items.jsonl`` unless done; ``False`` when another process is
+    scoring it (with ``wait``: once it has finished)."""
+    items_path = folder / f"step-{examples}.items.jsonl"
+    if items_path.is_file():
+        return True
+    try:
+        with claim(folder, wait=wait, lock=f".step-{examples}.lock"):
+            if items_path.is_file():  # finished by another process meanwhile
+                return True
+            log(f"{folder.name}: scoring step-{examples}")
+            result = evaluate(scorer, config.eval_config(str(checkpoint)), requests, base=base)
+            write_items(items_path, result.items)
+            return True
+    except FolderInUse as busy:
+        log(f"{folder.name}: step-{examples} skipped, scored by {busy.holder}")
+        return False
 
 
 def check_held_out(config: CurveConfig, items: Sequence[MCItem]) -> None:
@@ -281,4 +342,4 @@ def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str] = CSV_FI
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if row[k] is None else row[k]) for k in fields})
-    write_atomic(path, buffer.getvalue())
+    write_text(path, buffer.getvalue())

@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from likra.errors import LikraError
-from likra.evaluation import read_items, write_json
+from likra.evaluation import read_items
 from likra.experiments.curve import eval_sets, seed_folders, stored_steps, write_csv
+from likra.files import write_json
 from likra.metrics import ItemScores, combine, correct
 
 GRID_FIELDS = ["task", "split", "seed", "n_pos", "n_neg", "method", "acc_norm", "acc_calibrated", "n"]

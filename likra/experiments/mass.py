@@ -17,8 +17,9 @@ from typing import Any
 
 from likra.data import build_requests, get_task
 from likra.data.items import MCItem
-from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_atomic, write_items, write_json
+from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items
 from likra.experiments.curve import write_csv
+from likra.files import claim, write_json, write_text
 from likra.metrics import ItemScores
 from likra.models import LoadedModel
 from likra.negatives import make_negatives, unrelated_texts
@@ -65,6 +66,19 @@ def run_mass(
     _, manifest = check_base_model(loaded, checkpoints[-1][1])
     task = manifest["task"]
     config = EvalConfig(task=task, split=split, limit=limit, sample=sample, data_dir=data_dir, calibrate=False)
+    with claim(out):  # one writer: its pieces are files that a second one would redo
+        return _run_mass(loaded, run, out, config, checkpoints, log)
+
+
+def _run_mass(
+    loaded: LoadedModel,
+    run: Path,
+    out: Path,
+    config: EvalConfig,
+    checkpoints: list[tuple[int, Path]],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    task, data_dir = config.task, config.data_dir
     questions_path = out / "questions.jsonl"
     if not questions_path.is_file():
         log("ranking every option with the base model to find the most likely incorrect one")
@@ -74,7 +88,7 @@ def run_mass(
             for s in evaluate(loaded, config, options).items
         }
         rows = [asdict(item) for item in mass_items(task, data_dir, ranked, [r.item for r in options])]
-        write_atomic(questions_path, "".join(json.dumps(row) + "\n" for row in rows))
+        write_text(questions_path, "".join(json.dumps(row) + "\n" for row in rows))
     items = [MCItem(**row) for row in (json.loads(line) for line in questions_path.read_text().splitlines())]
     requests = build_requests(get_task(task), items)  # four answers per question, prompted as evaluation does
     base_path = out / "base.items.jsonl"

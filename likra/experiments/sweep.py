@@ -3,6 +3,7 @@ model pass for the checkpoint, none per weight."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,10 @@ def parse_weights(spec: str) -> list[float]:
                 raise ValueError
             count = round((stop - start) / step) + 1
             return [round(start + i * step, 10) for i in range(count)]
-        return [float(v) for v in spec.split(",") if v.strip()]
+        weights = [float(v) for v in spec.split(",") if v.strip()]
+        if not all(math.isfinite(w) for w in weights):
+            raise ValueError
+        return weights
     except ValueError:
         raise LikraError(f"--weights {spec}: expected start:stop:step (e.g. 0:1.5:0.1) or a list (0.5,1,2)") from None
 

@@ -3,7 +3,6 @@ chunks, either to measure it (``evaluate_agent``) or to build NAT data for a new
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -14,14 +13,15 @@ from likra.data.pools import normalize_text
 from likra.data.tasks import data_dir_from
 from likra.errors import LikraError
 from likra.evaluation import select_items
-from likra.models import LoadedModel, load_model
+from likra.files import claim, read_json, read_text, write_json
+from likra.models import DEFAULT_MODEL, LoadedModel, load_model
 from likra.nat.agent import HFGenerator, run_agent, summarize
 from likra.nat.demos import demo_picker
 from likra.nat.tasks import AgentTask, Problem, get_agent_task, load_problems, read_rows
 from likra.nat.templates import check_template
 from likra.nat.tools import BM25Search, HTTPSearch, Search, ToolError, calculate, strategyqa_corpus
 from likra.nat.trajectories import Trajectory, read_trajectories, write_jsonl
-from likra.training import FULL, check_base_model, quiet_peft, read_manifest
+from likra.training import FULL, check_base_model, load_checkpoint_base, quiet_peft, read_manifest
 
 NAT_RELEASE = {"strategyqa": ("strategyqa_gpt-3.5_positive.json", "strategyqa_gpt-3.5_negative.json")}
 
@@ -40,7 +40,8 @@ def load_agent(model: str, checkpoint: str | None, dtype: str = "auto") -> tuple
         return load_model(str(step / FULL), dtype=dtype), {**manifest, "checkpoint": str(step)}
     from peft import PeftModel
 
-    loaded = load_model(manifest["base_model"]["path"], dtype=dtype)
+    # the checkpoint's own base (found as a Likra checkpoint's is), unless --model names another
+    loaded = load_checkpoint_base(step, manifest, None if model == DEFAULT_MODEL else model, dtype=dtype)
     check_base_model(loaded, step)
     with quiet_peft():
         merged = PeftModel.from_pretrained(loaded.model, str(step / manifest["heads"][0])).merge_and_unload()
@@ -52,10 +53,9 @@ def read_corpus(path: str) -> list[str]:
     """Passages for offline search: a text file (one per line) or JSONL rows with a ``text`` field."""
     file = Path(path)
     if file.suffix not in (".jsonl", ".json"):
-        try:
-            return [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except FileNotFoundError:
-            raise LikraError(f"--corpus {path}: file not found") from None
+        if not file.is_file():
+            raise LikraError(f"--corpus {path}: file not found")
+        return [line.strip() for line in read_text(file).splitlines() if line.strip()]
     passages = []
     for number, row in read_rows(file):
         if not isinstance(row.get("text"), str):
@@ -146,13 +146,12 @@ def claim_folder(out: Path, config: dict[str, Any]) -> None:
     path = out / "options.json"
     kept = {k: v for k, v in config.items() if k not in RESUME_FREE}
     if path.is_file():
-        previous = json.loads(path.read_text())
+        previous = read_json(path, what="a likra run's options")
         changed = sorted(k for k in set(previous) | set(kept) if previous.get(k) != kept.get(k))
         if changed:
             raise LikraError(f"--out {out}: holds a run with other options ({', '.join(changed)}); pick a new folder")
         return
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(kept, indent=2) + "\n")
+    write_json(path, kept)
 
 
 @dataclass
@@ -224,8 +223,13 @@ def evaluate_agent(
     """Run the agent on the problems and write ``out/results.json`` and ``out/items.jsonl`` (every trajectory)."""
     out = Path(out)
     agent = _prepare(config, config.split, "negative-aware")
+    with claim(out):  # one writer: a second run into the folder would redo and overwrite the same chunks
+        claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
+        return _evaluate_agent(agent, config, out, progress)
+
+
+def _evaluate_agent(agent: _Agent, config: AgentEvalConfig, out: Path, progress: ProgressFactory) -> dict[str, Any]:
     task, template = agent.task, agent.template
-    claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
     generate = agent.generator(config)
 
     def run(part: Sequence[Problem]) -> list[Trajectory]:
@@ -246,7 +250,7 @@ def evaluate_agent(
         "checkpoint": agent.manifest.get("checkpoint"),
         "model": agent.loaded.name,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json(out / "results.json", results)
     return results
 
 
@@ -269,7 +273,13 @@ def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = 
     if split is None:
         raise LikraError(f"--task {task.name}: has no training split to collect on; pass --split")
     agent = _prepare(config, split, "none", config.skip)
-    claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
+    with claim(out):  # one writer (as for evaluate_agent)
+        claim_folder(out, asdict(config))  # the options are valid: from here on the folder is this run's
+        return _collect(agent, config, split, out, progress)
+
+
+def _collect(agent: _Agent, config: CollectConfig, split: str, out: Path, progress: ProgressFactory) -> dict[str, Any]:
+    task = agent.task
     generate = agent.generator(config)
     problems = agent.problems
     found: list[Trajectory] = []
@@ -310,5 +320,5 @@ def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = 
         "config": asdict(config),
         "model": agent.loaded.name,
     }
-    (out / "collect.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "collect.json", summary)
     return summary

@@ -14,6 +14,7 @@ from typing import Any
 from likra.data.items import RowError, field_of, read_jsonl
 from likra.data.tasks import DATA_DIR_ENV, data_dir_from, hub_rows, parse_rows
 from likra.errors import LikraError
+from likra.files import read_text
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,10 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if path.suffix != ".json":
         yield from read_jsonl(path)
         return
+    if not path.exists():
+        raise LikraError(f"{path}: data file not found")
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LikraError(f"{path}: data file not found") from None
+        rows = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise LikraError(f"{path}: malformed JSON ({err.msg}, line {err.lineno})") from None
     if not isinstance(rows, list):

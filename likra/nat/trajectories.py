@@ -7,7 +7,6 @@ text, joined to a task's problems by id) and our own JSONL (one trajectory per l
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 from likra.data.items import RowError, field_of, read_jsonl
 from likra.errors import LikraError
+from likra.files import writing
 from likra.nat.tasks import Problem, read_rows
 
 ROLES = ("assistant", "user")
@@ -148,10 +148,6 @@ def read_trajectories(path: str | Path, problems: Sequence[Problem] = ()) -> lis
 
 def write_jsonl(path: str | Path, trajectories: Sequence[Trajectory]) -> None:
     """Write (atomically: a temporary file, then rename) in the format ``read_trajectories`` reads."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with writing(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for trajectory in trajectories:
             handle.write(json.dumps(asdict(trajectory), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)

@@ -1,0 +1,120 @@
+"""likra.files: the user's files read with named errors, atomic writes that say why they failed, folder locks."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+import time
+
+import pytest
+
+from likra import files
+from likra.errors import LikraError
+
+
+def test_read_text_names_the_line_of_a_bad_byte_and_accepts_a_bom(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"a": 1}\n{"b": "caf\xe9"}\n')
+    with pytest.raises(LikraError, match=r"bad.jsonl:2: not UTF-8"):
+        files.read_text(bad)
+    with pytest.raises(LikraError, match=r"bad.jsonl:2: not UTF-8"):
+        list(files.iter_lines(bad))
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b'\xef\xbb\xbf{"a": 1}')
+    assert files.read_json(bom) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("{oops", "not valid JSON (line 1"), ("", "not valid JSON (empty)"), ("[]", "got a JSON list"),
+     ('{"heads": []}', "no 'base_model'")],
+)  # fmt: skip
+def test_read_json_names_the_file_and_what_it_should_be(tmp_path, text, fragment):
+    path = tmp_path / "likra.json"
+    path.write_text(text)
+    with pytest.raises(LikraError, match=r"likra\.json") as err:
+        files.read_json(path, keys=("base_model", "heads"), what="a manifest")
+    assert fragment in str(err.value)
+
+
+def test_writing_removes_the_temporary_and_names_a_full_disk(tmp_path, monkeypatch):
+    target = tmp_path / "out" / "r.json"
+    files.write_json(target, {"a": 1})
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(target), "write_text", full)
+    with pytest.raises(LikraError, match=r"r\.json: cannot write .no space left on the device"):
+        files.write_json(target, {"a": 2})
+    assert files.read_json(target) == {"a": 1}  # the old file is whole
+    assert [p.name for p in target.parent.iterdir()] == ["r.json"]  # no .r.json.tmp left
+
+
+def test_writing_a_folder_names_torch_s_opaque_write_error(tmp_path, monkeypatch):
+    target = tmp_path / "step-8"
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda _p: type("U", (), {"free": 0})())
+    with (
+        pytest.raises(LikraError, match=r"step-8: cannot write \(no space left"),
+        files.writing(target, folder=True) as tmp,
+    ):
+        tmp.mkdir()
+        (tmp / "part").write_text("x")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file")
+    assert list(tmp_path.iterdir()) == []
+    # anything else is not the disk's fault: shown as it is
+    with pytest.raises(ValueError, match="a bug"), files.writing(tmp_path / "x.json"):
+        raise ValueError("a bug")
+
+
+def test_check_outputs_refuses_before_any_work(tmp_path):
+    data = tmp_path / "q.jsonl"
+    data.write_text("{}\n")
+    (tmp_path / "afile").write_text("")
+    cases = [
+        ({"--out": tmp_path}, {}, "is a directory"),
+        ({"--out": tmp_path / "afile" / "x.json"}, {}, "afile is a file"),
+        ({"--out": tmp_path / "s.json", "--items-out": tmp_path / "s.json"}, {}, "the same file as --out"),
+        ({"--items-out": data}, {"--task": data}, "would overwrite the input --task"),
+    ]
+    for outputs, inputs, fragment in cases:
+        with pytest.raises(LikraError, match=fragment):
+            files.check_outputs(outputs, inputs)
+    files.check_outputs({"--out": tmp_path / "new" / "r.json", "--items-out": None}, {"--task": data})
+
+
+HOLD = """
+import sys, time
+from likra.files import claim
+with claim(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_claim_refuses_a_second_writer_names_it_and_takes_over_when_it_dies(tmp_path):
+    folder = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), "60"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        in_use = rf"--out {folder}: in use by process {holder.pid} on "
+        with pytest.raises(files.FolderInUse, match=in_use), files.claim(folder):
+            pass
+        holder.kill()  # as kill -9 would: the kernel drops its lock, the lock file stays behind
+        holder.wait()
+        assert (folder / files.LOCK).is_file()
+        with files.claim(folder), pytest.raises(files.FolderInUse), files.claim(folder):  # one writer per process too
+            pass
+    finally:
+        holder.kill()
+
+
+def test_claim_with_wait_blocks_until_the_holder_is_done(tmp_path):
+    folder = tmp_path / "scores"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), "2"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.perf_counter()
+    with files.claim(folder, wait=True):
+        assert time.perf_counter() - start > 1.0  # the holder sleeps 2 s after taking it
+    holder.wait()

@@ -1,0 +1,60 @@
+"""Base-Likra diagnosed (issue 17): negatives alone (Lbase − L−) at four learning rates and under every length
+normalisation, from stored scores (no model pass), with the exact McNemar p against the base model.
+
+    .venv/bin/python results/arc/negbase.py        # from the repository root; writes results/arc/negbase.json
+
+Scores: the 3-seed ARC curve's (learning rate 1e-3, `results/arc/scores/`) and the Base-Likra-only curves at 1e-4,
+3e-4 and 3e-3 (`results/arc/negative-lr*/`, seed 1); SmolLM2-135M-Instruct, heads trained in float32, scored in
+bfloat16 on a 2-core AMX CPU, ARC-Challenge test (1172 questions)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from pathlib import Path
+
+from likra.metrics import ItemScores, combine, correct, mcnemar_exact
+
+ROOT = Path(__file__).resolve().parent
+METRICS = {"acc": "none", "acc_norm": "per character", "acc_per_byte": "per byte", "acc_per_token": "per token",
+           "acc_calibrated": "calibrated"}  # fmt: skip
+STEPS = (256, 512, 1024)
+
+
+def items(path: Path) -> list[ItemScores]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [ItemScores.from_json(json.loads(line)) for line in handle]
+
+
+def runs() -> dict[tuple[str, int], Path]:
+    """(learning rate, seed) → the folder of its step-K items."""
+    found = {("1e-3", s): ROOT / "scores" / "arc_challenge-test" / f"seed-{s}" for s in (1, 2, 3)}
+    for lr in ("1e-4", "3e-4", "3e-3"):
+        found[(lr, 1)] = ROOT / f"negative-lr{lr}" / "scores" / "arc_challenge-test" / "seed-1"
+    return found
+
+
+def main() -> None:
+    base = items(ROOT / "scores" / "arc_challenge-test" / "base.items.jsonl.gz")
+    base_hits = {m: correct(base, m) for m in METRICS}
+    rows = [{"lr": None, "seed": None, "step": 0, **{m: sum(h) / len(h) for m, h in base_hits.items()}, "p": None}]
+    for (lr, seed), folder in runs().items():
+        for step in STEPS:
+            scores = [combine(s, "negbase") for s in items(folder / f"step-{step}.items.jsonl.gz")]
+            assert [s.id for s in scores] == [s.id for s in base]
+            hits = {m: correct(scores, m) for m in METRICS}
+            row = {"lr": lr, "seed": seed, "step": step, **{m: sum(h) / len(h) for m, h in hits.items()}}
+            rows.append({**row, "p": mcnemar_exact(hits["acc_norm"], base_hits["acc_norm"])})
+    (ROOT / "negbase.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print("| lr | seed | examples | " + " | ".join(METRICS.values()) + " | p vs base (per character) |")
+    print("|---" * (4 + len(METRICS)) + "|")
+    for r in rows:
+        name = "base model" if r["lr"] is None else r["lr"]
+        p = "" if r["p"] is None else f"{r['p']:.3f}"
+        cells = " | ".join(f"{r[m]:.3f}" for m in METRICS)
+        print(f"| {name} | {r['seed'] or ''} | {r['step']} | {cells} | {p} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

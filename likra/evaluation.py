@@ -294,7 +294,9 @@ def write_items(path: str | Path, items: Sequence[ItemScores]) -> None:
 def _item_problem(item: ItemScores) -> str | None:
     """What is wrong with a stored row (a hand-edited or truncated file), or None: every list one number per
     choice, every number finite (a NaN would rank first), the label one of the choices."""
-    n = len(item.loglikelihoods)
+    required = (item.loglikelihoods, item.n_tokens, item.n_chars, item.n_bytes)
+    lengths = [len(v) for v in required if isinstance(v, list)]
+    n = max(set(lengths), key=lengths.count) if lengths else 0  # the choices: what most lists agree on
     lists = {"loglikelihoods": item.loglikelihoods, "unconditional": item.unconditional, "n_tokens": item.n_tokens,
              "n_chars": item.n_chars, "n_bytes": item.n_bytes}  # fmt: skip
     lists |= {f"heads.{h}": v for h, v in item.heads.items()}

@@ -154,7 +154,7 @@ def test_damaged_items_files_are_named(tmp_path, tiny_model_dir, good):
     assert likra(*eval_args(tiny_model_dir, good, "--items-out", str(items))).returncode == 0
     row = json.loads(items.read_text().splitlines()[0])
     cases = {
-        "short": ({"loglikelihoods": row["loglikelihoods"][:1]}, "'unconditional' should list 1 numbers"),
+        "short": ({"loglikelihoods": row["loglikelihoods"][:1]}, "'loglikelihoods' should list 3 numbers"),
         "strings": ({"loglikelihoods": ["x"] * 3}, "'loglikelihoods' holds a value that is not a finite number"),
         "nan": ({"loglikelihoods": [-1.0, float("nan"), -2.0]}, "'loglikelihoods' holds a value that is not a finite"),
         "label": ({"label": 7}, "label 7 is not one of the 3 choices"),

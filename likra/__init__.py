@@ -8,13 +8,12 @@ The Python API behind the ``likra`` command::
     result = evaluate(loaded, EvalConfig(task="arc_challenge", checkpoint="runs/arc-256", mode="likra"))
 """
 
-__version__ = "0.1.0"
-
 from likra.errors import LikraError
 from likra.evaluation import EvalConfig, EvalResult, evaluate
 from likra.models import LoadedModel, load_model
 from likra.scoring import LogLikelihood, Scorer
 from likra.training import TrainConfig, TrainResult, train
+from likra.version import __version__
 
 __all__ = [
     "EvalConfig",

@@ -27,26 +27,28 @@ from typing import Any, ClassVar
 import torch
 
 from likra import parallel
+from likra.checkpoints import (
+    OPTIMIZER_STATE,
+    TRAIN_LOG,
+    base_model_entry,
+    list_checkpoints,
+    manifest_of,
+    prepare_out,
+    quiet_peft,
+    save_checkpoint,
+    truncate_log,
+)
 from likra.errors import LikraError
 from likra.files import claim
 from likra.models import LoadedModel
 from likra.training import (
-    OPTIMIZER_STATE,
-    TRAIN_LOG,
     TrainConfig,
     TrainingSet,
     TrainResult,
-    _base_model_entry,
-    _check_resumable,
-    _prepare_out,
-    _truncate_log,
     attach_heads,
     build_training_set,
+    check_resumable,
     head_parameters,
-    list_checkpoints,
-    manifest_of,
-    quiet_peft,
-    save_checkpoint,
     save_points,
     training_manifest,
 )
@@ -186,23 +188,23 @@ def _train_baseline(
     from peft.utils import load_peft_weights
     from transformers import PrinterCallback, ProgressCallback
 
-    resumed_from, resume_path = _prepare_out(out, resume)
+    resumed_from, resume_path = prepare_out(out, resume)
     data = data or build_training_set(config, loaded)
     per_question = preference_rows(data, config.method, config.kto_data)
     rows_per_question = len(per_question[0])
     total = len(per_question)
     points = save_points(total, config.save_at)
     manifest = training_manifest(config, data, loaded.tokenizer, [POLICY])
-    manifest = {**manifest, "method": config.method, "base_model": _base_model_entry(loaded)}
+    manifest = {**manifest, "method": config.method, "base_model": base_model_entry(loaded)}
     start_step = 0
     if resume_path is not None:
         resumed_manifest = manifest_of(resume_path)
-        _check_resumable(resumed_manifest, manifest, resume_path)
+        check_resumable(resumed_manifest, manifest, resume_path)
         start_step = resumed_manifest["steps"]
     remaining = [row for rows in per_question[resumed_from:] for row in rows]
     out.mkdir(parents=True, exist_ok=True)
     if resume_path is not None:
-        _truncate_log(out / TRAIN_LOG, resumed_from)
+        truncate_log(out / TRAIN_LOG, resumed_from)
     if not remaining:
         return TrainResult(out, [], resumed_from, {}, 0.0, resumed_from)
 

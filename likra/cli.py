@@ -141,6 +141,7 @@ def eval_command(
     items_out: Annotated[str | None, typer.Option(help="Write one JSON line per question here.")] = None,
 ) -> None:
     """Score every answer choice by log-likelihood and report accuracies."""
+    from likra.checkpoints import check_base_model, load_checkpoint_base, read_manifest
     from likra.evaluation import (
         EvalConfig,
         check_checkpoint,
@@ -152,7 +153,6 @@ def eval_command(
     )
     from likra.files import check_outputs, write_json
     from likra.models import load_model
-    from likra.training import check_base_model, load_checkpoint_base, read_manifest
 
     config = EvalConfig(
         task=task, split=split, limit=limit, sample=sample, shots=shots, seed=seed, data_dir=data_dir,
@@ -634,13 +634,13 @@ def sweep(
 ) -> None:
     """Accuracy against the negative head's weight, from one scoring pass (the paper's Figure 4)."""
     started = time.perf_counter()
+    from likra.checkpoints import load_checkpoint_base, read_manifest
     from likra.evaluation import EvalConfig, evaluate, read_items, write_items
     from likra.experiments.curve import write_csv
     from likra.experiments.sweep import parse_weights, sweep_rows
     from likra.files import write_json
     from likra.metrics import summarize_mode
     from likra.report import plot_sweep
-    from likra.training import load_checkpoint_base, read_manifest
 
     mean = statistics.fmean
     grid = parse_weights(weights)
@@ -686,7 +686,8 @@ def grid(
     """Positive and negative examples counted apart: Likra with n_pos positives and n_neg negatives from the
     curve's stored scores (no model), and the value of one negative example relative to one positive."""
     started = time.perf_counter()
-    from likra.experiments.grid import GridConfig, interval_text, run_grid
+    from likra.experiments.grid import GridConfig, run_grid
+    from likra.report import interval_text
 
     config = GridConfig(
         eval_task=eval_task, eval_split=eval_split, neg_weight=neg_weight, threshold=threshold, bootstrap=bootstrap
@@ -722,9 +723,9 @@ def mass(
     """Where the probability mass goes: correct, likely incorrect, irrelevant and unrelated answers under
     each head, as change from the base model (the paper's Figure 6)."""
     started = time.perf_counter()
+    from likra.checkpoints import load_checkpoint_base, read_manifest
     from likra.experiments.mass import run_mass
     from likra.report import plot_mass
-    from likra.training import load_checkpoint_base, read_manifest
 
     if limit is not None:
         sample = None

@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from likra import __version__, parallel
+from likra import parallel
+from likra.checkpoints import HEADS, PREFIX_HEAD, load_heads, read_manifest, uses_prefix
 from likra.data import build_requests, get_task, load_items
 from likra.data.items import MCItem
 from likra.data.prompts import TARGET_DELIMITER, ItemRequests, with_prefix
@@ -29,7 +30,7 @@ from likra.metrics import (
 )
 from likra.models import LoadedModel
 from likra.scoring import LogLikelihood, Scorer
-from likra.training import HEADS, PREFIX_HEAD, load_heads, read_manifest, uses_prefix
+from likra.version import __version__
 
 T = TypeVar("T")
 

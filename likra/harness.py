@@ -20,12 +20,12 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
+from likra.checkpoints import HEADS, PREFIX_HEAD, load_checkpoint_base, load_heads, read_manifest, uses_prefix
 from likra.data.prompts import ANSWER_PREFIXES
 from likra.errors import LikraError
 from likra.metrics import check_mode, mode_coefficients
 from likra.models import DEFAULT_MODEL, load_model
 from likra.scoring import Scorer
-from likra.training import HEADS, PREFIX_HEAD, load_checkpoint_base, load_heads, read_manifest, uses_prefix
 
 logger = logging.getLogger(__name__)
 

@@ -35,6 +35,14 @@ KIND_COLOURS = {
 EXAMPLES_AXIS = "training examples (questions seen by each head)"
 
 
+def interval_text(interval: list[float | None] | None) -> str:
+    """A ratio's interval for people: "[2.10, 8.40]", an open end as inf, none at all as "unbounded"."""
+    if interval is None:
+        return "unbounded"
+    low, high = interval
+    return f"[{'-inf' if low is None else f'{low:.2f}'}, {'inf' if high is None else f'{high:.2f}'}]"
+
+
 def mean_band(values: Sequence[float]) -> tuple[float, float]:
     """Mean and half-width of a 95% t-interval across seeds (0 for a single seed)."""
     n = len(values)
@@ -192,8 +200,6 @@ def plot_grid(summary: dict[str, Any], path: str | Path) -> Path:
     """Left: mean acc_norm over (positive examples, negative examples), one cell per pair of checkpoints.
     Right: at each count k, the gain of adding k negatives to k positives against that of raising the positives
     to the next count, mean and 95% interval across seeds."""
-    from likra.experiments.grid import interval_text
-
     counts, mean = summary["counts"], summary["mean_acc_norm"]
     fig, (left, right) = _axes(2)
     image = left.imshow(mean, origin="lower", cmap="viridis", aspect="auto")
@@ -260,7 +266,7 @@ def log_command(folder: str | Path, argv: Sequence[str], seconds: float) -> None
     import datetime
     import json
 
-    from likra import __version__
+    from likra.version import __version__
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -350,8 +356,6 @@ def _tables(name: str, summary: dict[str, Any]) -> list[tuple[str, list[str], li
             tables.append((f"{head} head: mean Δ per character", *_rows_table(part, "answer", "mean_delta_per_char")))
         return tables
     if name == "grid":
-        from likra.experiments.grid import interval_text
-
         counts = [str(c) for c in summary["counts"]]
         cells = [[f"+{counts[i]}", *(f"{v:.4f}" for v in row)] for i, row in enumerate(summary["mean_acc_norm"])]
         gains = []

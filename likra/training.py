@@ -19,34 +19,44 @@ import json
 import math
 import os
 import random
-import shutil
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
-from likra import __version__, parallel
+from likra import parallel
+from likra.checkpoints import (
+    FULL,
+    HEADS,
+    OPTIMIZER_STATE,
+    PREFIX_HEAD,
+    TRAIN_LOG,
+    base_model_entry,
+    list_checkpoints,
+    load_full,
+    manifest_of,
+    prepare_out,
+    quiet_peft,
+    save_checkpoint,
+    step_dir,
+    truncate_log,
+)
 from likra.data import get_task
 from likra.data.items import MCItem
 from likra.data.pools import Pool, training_pool
 from likra.data.prompts import ANSWER_PREFIXES, answer_pairs, build_requests
 from likra.errors import LikraError
-from likra.files import check_free, claim, read_json, writing
-from likra.models import LoadedModel, load_model, weights_hash
+from likra.files import check_free, claim
+from likra.models import LoadedModel
 from likra.negatives import KINDS, NEEDS_BASE_SCORES, Negative, make_negatives, unrelated_texts
 from likra.scoring import Scorer, encode_pairs, masked_hidden_states, output_logits
+from likra.version import __version__
 
-HEADS = ("positive", "negative")
 HEAD_CHOICES = {"both": HEADS, "positive": ("positive",), "negative": ("negative",)}
-PREFIX_HEAD = "prefix"  # prefix Likra's one adapter, trained on both kinds of answer after ANSWER_PREFIXES
-MANIFEST = "likra.json"
-OPTIMIZER_STATE = "optimizer.pt"
-TRAIN_LOG = "train_log.jsonl"
 # Options that may differ between a run and its --resume without changing what is computed.
 RESUME_FREE = ("data_dir",)
 # Options added after runs were made, with the value those runs had (so they still resume and extend).
@@ -234,7 +244,6 @@ def schedule(total: int, points: Sequence[int], batch_size: int) -> list[range]:
 # --- model ------------------------------------------------------------------------------------------
 
 Example = tuple[list[int], list[bool]]  # token ids and, per token, whether the loss is taken on it
-FULL = "model"  # the one "head" of a full fine-tuning run: all weights train, saved as a plain model folder
 
 
 def attach_heads(model: Any, config: LoopConfig, heads: Sequence[str]) -> Any:
@@ -264,15 +273,6 @@ def attach_heads(model: Any, config: LoopConfig, heads: Sequence[str]) -> Any:
             raise LikraError(f"--target-modules {','.join(config.target_modules)}: not found in the model") from None
         raise
     return peft_model
-
-
-@contextmanager
-def quiet_peft() -> Iterator[None]:
-    """peft 0.21 and TRL 1.16 call transformers 5's deprecated gradient-checkpointing names; the warnings are theirs,
-    not the user's."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
-        yield
 
 
 def head_parameters(model: Any, head: str) -> list[torch.nn.Parameter]:
@@ -330,54 +330,7 @@ def encode_examples(
     return out
 
 
-# --- checkpoints ------------------------------------------------------------------------------------
-
-
-def step_dir(out: Path, examples: int) -> Path:
-    return out / f"step-{examples}"
-
-
-def list_checkpoints(out: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints (those with a manifest), by examples seen."""
-    found = []
-    for path in out.glob("step-*"):
-        suffix = path.name.removeprefix("step-")
-        if suffix.isdigit() and (path / MANIFEST).is_file():
-            found.append((int(suffix), path))
-    return sorted(found)
-
-
-def save_checkpoint(
-    out: Path,
-    model: Any,
-    heads: Sequence[str],
-    optimizers: dict[str, Any],
-    manifest: dict[str, Any],
-    tokenizer: Any = None,
-    default_adapter: bool = False,
-) -> Path:
-    """Write to a temporary directory, then rename: a kill mid-save leaves the previous checkpoint whole.
-    LoRA heads are plain peft folders ``<head>/``; a full fine-tuning run is a plain model folder ``model/`` (with
-    the tokenizer, so ``--model step-K/model`` loads it). The optimiser state (needed only to resume) is kept in
-    the newest checkpoint alone. ``default_adapter``: the one head is peft's "default" adapter (as TRL names it)."""
-    examples = manifest["examples_seen"]
-    final = step_dir(out, examples)
-    with writing(final, folder=True) as tmp:  # .step-K.tmp/, renamed to step-K/ once whole (removed on failure)
-        shutil.rmtree(tmp, ignore_errors=True)
-        if list(heads) == [FULL]:
-            model.save_pretrained(str(tmp / FULL))
-            if tokenizer is not None:
-                tokenizer.save_pretrained(str(tmp / FULL))
-        elif default_adapter:
-            model.save_pretrained(str(tmp / heads[0]), selected_adapters=["default"])  # "default" saves at the root
-        else:
-            model.save_pretrained(str(tmp), selected_adapters=list(heads))  # → tmp/<head>/ plain peft dirs
-        torch.save({head: opt.state_dict() for head, opt in optimizers.items()}, tmp / OPTIMIZER_STATE)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # written last: marks it complete
-    for seen, path in list_checkpoints(out):
-        if seen != examples:
-            (path / OPTIMIZER_STATE).unlink(missing_ok=True)
-    return final
+# --- resuming ---------------------------------------------------------------------------------------
 
 
 def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -397,23 +350,6 @@ class TrainResult:
     resumed_from: int = 0
 
 
-def _prepare_out(out: Path, resume: bool) -> tuple[int, Path | None]:
-    """Examples already done and the checkpoint to resume from; refuses to mix runs in one folder."""
-    if out.exists() and not out.is_dir():
-        raise LikraError(f"--out {out}: exists and is not a directory")
-    for stale in out.glob(".step-*.tmp"):  # an interrupted save; the checkpoint before it is whole
-        shutil.rmtree(stale, ignore_errors=True)
-    done = list_checkpoints(out) if out.is_dir() else []
-    if done and not resume:
-        raise LikraError(f"--out {out}: already holds checkpoints; add --resume to continue, or pick a new folder")
-    if not done:
-        return 0, None
-    examples, path = done[-1]
-    if not (path / OPTIMIZER_STATE).is_file():
-        raise LikraError(f"{path}: has no {OPTIMIZER_STATE}, so it cannot be resumed from")
-    return examples, path
-
-
 def train(
     loaded: LoadedModel,
     config: TrainConfig,
@@ -428,7 +364,7 @@ def train(
     out = Path(out)
     if parallel.is_main():  # (the other processes of one launch share the main one's claim)
         check_free(out)  # refuse a folder in use, or a wrong one, before the (possibly slow) data building
-    _prepare_out(out, resume)
+    prepare_out(out, resume)
     data = data or build_training_set(config, loaded)
     examples = head_examples(loaded.tokenizer, config, data)
     manifest = training_manifest(config, data, loaded.tokenizer, list(config.head_names))
@@ -541,10 +477,10 @@ def _fit(
     from peft.utils import load_peft_weights
 
     config.check_loop()
-    resumed_from, resume_path = _prepare_out(out, resume)
+    resumed_from, resume_path = prepare_out(out, resume)
     names = list(heads)
     full = names == [FULL]
-    manifest = {**manifest, "base_model": _base_model_entry(loaded)}
+    manifest = {**manifest, "base_model": base_model_entry(loaded)}
 
     # Position i (across epochs) → example index: epoch 0 keeps the given order, later epochs reshuffle.
     n_items = len(next(iter(heads.values())))
@@ -567,16 +503,16 @@ def _fit(
         log_path = out / TRAIN_LOG
         if resume_path is not None:
             previous = manifest_of(resume_path)
-            _check_resumable(previous, manifest, resume_path, extends)
+            check_resumable(previous, manifest, resume_path, extends)
             state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)
             for head in names:
                 if full:
-                    _load_full(model, resume_path / FULL)
+                    load_full(model, resume_path / FULL)
                 else:
                     set_peft_model_state_dict(model, load_peft_weights(str(resume_path / head)), adapter_name=head)
                 optimizers[head].load_state_dict(state[head])
             if main:
-                _truncate_log(log_path, resumed_from)
+                truncate_log(log_path, resumed_from)
         out.mkdir(parents=True, exist_ok=True)
 
         seen, step = 0, 0
@@ -654,21 +590,7 @@ def _fit(
     return TrainResult(out, checkpoints, seen, final_loss, time.perf_counter() - start, resumed_from)
 
 
-def _base_model_entry(loaded: LoadedModel) -> dict[str, Any]:
-    return {"name": loaded.name, "path": loaded.path, "hash": weights_hash(loaded), "dtype": loaded.dtype}
-
-
-def _load_full(model: Any, folder: Path) -> None:
-    """Load a full fine-tuning checkpoint's weights into ``model`` (tied weights are saved once)."""
-    from safetensors.torch import load_file
-
-    state = {}
-    for shard in sorted(folder.glob("*.safetensors")):
-        state.update(load_file(str(shard)))
-    model.load_state_dict(state, strict=False)
-
-
-def _check_resumable(previous: dict[str, Any], current: dict[str, Any], path: Path, extends: bool = False) -> None:
+def check_resumable(previous: dict[str, Any], current: dict[str, Any], path: Path, extends: bool = False) -> None:
     if previous["base_model"]["hash"] != current["base_model"]["hash"]:
         raise LikraError(f"--resume: {path} was trained on another base model ({previous['base_model']['name']})")
     old, new = comparable_config(previous["config"]), comparable_config(current["config"])
@@ -677,113 +599,3 @@ def _check_resumable(previous: dict[str, Any], current: dict[str, Any], path: Pa
         raise LikraError(f"--resume: options differ from the run in {path.parent}: {', '.join(changed)}")
     if not extends and previous["data"]["hash"] != current["data"]["hash"]:
         raise LikraError(f"--resume: the training data differs from the run in {path.parent}")
-
-
-def _truncate_log(path: Path, examples: int) -> None:
-    """Keep the log lines up to the checkpoint a resumed run starts from."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["examples"] <= examples]
-    path.write_text("".join(line + "\n" for line in kept))
-
-
-# --- loading checkpoints for evaluation ---------------------------------------------------------------
-
-
-def uses_prefix(manifest: dict[str, Any]) -> bool:
-    """Whether a checkpoint is prefix Likra's (one adapter scored after each kind's line)."""
-    return manifest["config"].get("method") == "prefix"
-
-
-def manifest_of(checkpoint: Path) -> dict[str, Any]:
-    """A checkpoint's ``likra.json``, checked to be one (a damaged or foreign file is named, not a traceback)."""
-    return read_json(checkpoint / MANIFEST, keys=("base_model", "heads", "config"), what="a likra checkpoint manifest")
-
-
-def read_manifest(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """``path`` is a checkpoint (``.../step-K``) or a run folder (its newest checkpoint is used)."""
-    path = Path(path)
-    if (path / MANIFEST).is_file():
-        return path, manifest_of(path)
-    done = list_checkpoints(path) if path.is_dir() else []
-    if not done:
-        raise LikraError(f"--checkpoint {path}: not a likra checkpoint (no {MANIFEST} and no step-*/ folders)")
-    return done[-1][1], manifest_of(done[-1][1])
-
-
-def load_checkpoint_base(
-    checkpoint: str | Path,
-    manifest: dict[str, Any],
-    model: str | None = None,
-    dtype: str = "auto",
-    device: str = "auto",
-) -> LoadedModel:
-    """The base model a checkpoint needs: ``model`` when the user named one, else the name it recorded (an alias,
-    a Hub id or a folder: portable across machines), else, when that name does not load here, the folder it
-    was loaded from on the machine that trained it (only a hint: it may be gone). Which one is right is
-    decided by the weights hash, checked afterwards (``check_base_model``)."""
-    if model:
-        return load_model(model, dtype=dtype, device=device)
-    recorded = manifest["base_model"]
-    try:
-        return load_model(recorded["name"], dtype=dtype, device=device)
-    except LikraError as err:
-        hint = recorded.get("path")
-        if hint and Path(hint).is_dir() and hint != recorded["name"]:
-            return load_model(hint, dtype=dtype, device=device)
-        raise LikraError(
-            f"--checkpoint {checkpoint}: its base model {recorded['name']} does not load here; name it with "
-            f"--model ({str(err).removeprefix('--model ')})"
-        ) from None
-
-
-def check_base_model(loaded: LoadedModel, path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """Refuse a checkpoint trained on another base model (weights hashed differently)."""
-    checkpoint, manifest = read_manifest(path)
-    expected = manifest["base_model"]["hash"]
-    actual = weights_hash(loaded)
-    if actual != expected:
-        raise LikraError(
-            f"--checkpoint {checkpoint}: trained on base model {manifest['base_model']['name']} ({expected[:19]}…), "
-            f"not on {loaded.name} ({actual[:19]}…)"
-        )
-    return checkpoint, manifest
-
-
-def check_adapter(folder: Path) -> None:
-    """A peft adapter folder that will load: its config readable, its weights a whole safetensors file."""
-    from safetensors import safe_open
-
-    read_json(folder / "adapter_config.json", keys=("peft_type",), what="a peft adapter config")
-    weights = folder / "adapter_model.safetensors"
-    try:
-        with safe_open(str(weights), framework="pt") as handle:
-            for key in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                handle.get_slice(key)
-        if weights.stat().st_size < 8:
-            raise ValueError("too short")
-    except FileNotFoundError:
-        raise LikraError(f"{weights}: missing (the adapter folder is incomplete)") from None
-    except Exception as err:  # SafetensorError is not exported under one name across versions
-        raise LikraError(f"{weights}: not a whole safetensors file ({str(err).splitlines()[0]})") from None
-
-
-def load_heads(loaded: LoadedModel, path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Put a checkpoint's heads on ``loaded.model`` (as named peft adapters) after checking the base model."""
-    from peft import PeftModel
-
-    checkpoint, manifest = check_base_model(loaded, path)
-    heads = [h for h in manifest["heads"] if (checkpoint / h).is_dir()]
-    if not heads:
-        raise LikraError(f"--checkpoint {checkpoint}: none of its heads ({', '.join(manifest['heads'])}) is there")
-    for head in heads:
-        check_adapter(checkpoint / head)
-    try:
-        with quiet_peft():
-            model = PeftModel.from_pretrained(loaded.model, str(checkpoint / heads[0]), adapter_name=heads[0])
-            for head in heads[1:]:
-                model.load_adapter(str(checkpoint / head), adapter_name=head)
-    except (ValueError, KeyError, RuntimeError) as err:  # peft's own checks: wrong shapes, unknown modules
-        raise LikraError(f"--checkpoint {checkpoint}: its adapters do not load ({str(err).splitlines()[0]})") from None
-    model.eval()
-    return model, {**manifest, "checkpoint": str(checkpoint), "heads": heads}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,22 @@ def tiny_model_dir(tmp_path_factory, tiny_model, tokenizer) -> Path:
     tiny_model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_model_dir, data_dir):
+    """A two-head run and a positive-only run of 8 questions on the tiny model."""
+    from .test_cli import likra
+
+    root = tmp_path_factory.mktemp("runs")
+    for name, heads in (("both", "both"), ("pos", "positive")):
+        result = likra("train", "--model", str(tiny_model_dir), "--n", "8", "--save-at", "8", "--heads", heads,
+                       "--out", str(root / name), data_dir=data_dir)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    return root
+
+
+def copy_run(runs, tmp_path, name="both"):
+    target = tmp_path / f"copy-{name}"
+    shutil.copytree(runs / name, target)
+    return target

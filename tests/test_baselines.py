@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from likra.baselines import BaselineConfig, preference_rows, train_baseline
+from likra.checkpoints import list_checkpoints, load_heads
 from likra.errors import LikraError
 from likra.experiments.curve import CurveConfig, run_curve
 from likra.models import LoadedModel
 from likra.scoring import Scorer
-from likra.training import TrainConfig, build_training_set, list_checkpoints, load_heads
+from likra.training import TrainConfig, build_training_set
 
 from .conftest import tiny_llama
 from .test_cli import assert_one_line_error, likra

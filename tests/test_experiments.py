@@ -81,10 +81,10 @@ def test_a_base_likra_curve_trains_and_scores_the_negative_head_alone(tmp_path, 
 
 
 def test_prefix_likra_beside_two_head_likra_in_one_curve(tmp_path, data_dir, tiny):
+    from likra.checkpoints import load_heads
     from likra.data.prompts import with_prefix
     from likra.evaluation import evaluate, prepare, read_items
     from likra.scoring import Scorer
-    from likra.training import load_heads
 
     config = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4,
                          methods=["likra", "prefix", "prefix_sft"])  # fmt: skip
@@ -112,10 +112,10 @@ def test_prefix_likra_beside_two_head_likra_in_one_curve(tmp_path, data_dir, tin
 
 
 def test_curve_on_a_second_evaluation_set_needs_it_held_out(tmp_path, data_dir, tiny):
+    from likra.checkpoints import read_manifest
     from likra.data import build_requests, get_task, load_items
     from likra.errors import LikraError
     from likra.evaluation import trained_on
-    from likra.training import read_manifest
 
     paper_pool = TrainConfig(n=16, data_dir=str(data_dir))
     easy = CurveConfig(paper_pool, seeds=[1], eval_task="arc_easy", limit=5)

@@ -11,26 +11,8 @@ import sys
 
 import pytest
 
-from likra.errors import LikraError
-
+from .conftest import copy_run
 from .test_cli import GOOD, assert_one_line_error, likra
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_model_dir, data_dir):
-    """A two-head run and a positive-only run of 8 questions on the tiny model."""
-    root = tmp_path_factory.mktemp("runs")
-    for name, heads in (("both", "both"), ("pos", "positive")):
-        result = likra("train", "--model", str(tiny_model_dir), "--n", "8", "--save-at", "8", "--heads", heads,
-                       "--out", str(root / name), data_dir=data_dir)  # fmt: skip
-        assert result.returncode == 0, result.stderr
-    return root
-
-
-def copy_run(runs, tmp_path, name="both"):
-    target = tmp_path / f"copy-{name}"
-    shutil.copytree(runs / name, target)
-    return target
 
 
 def eval_args(tiny_model_dir, data_file, *more):
@@ -205,28 +187,6 @@ def test_a_second_writer_into_a_run_folder_is_refused(runs, tmp_path, tiny_model
     for head in ("positive", "negative"):  # the survivor's checkpoint is a lone run's
         survivor, lone = (run / "step-8" / head / "adapter_model.safetensors" for run in (fresh, alone))
         assert survivor.read_bytes() == lone.read_bytes()
-
-
-def test_a_nat_checkpoint_finds_its_base_model_by_name_when_the_cache_moved(runs, tmp_path, tiny_model_dir):
-    from likra.models import DEFAULT_MODEL
-    from likra.nat.runs import load_agent
-
-    nat = tmp_path / "nat"
-    shutil.copytree(runs / "pos", nat)
-    manifest = nat / "step-8" / "likra.json"
-    data = json.loads(manifest.read_text())
-    data["format"] = "likra-nat-checkpoint"
-    data["base_model"]["path"] = str(tmp_path / "moved-away")  # where the cache was on the machine that trained it
-    manifest.write_text(json.dumps(data))
-    loaded, found = load_agent(DEFAULT_MODEL, str(nat))
-    assert loaded.path == str(tiny_model_dir) and found["checkpoint"] == str(nat / "step-8")
-    data["base_model"]["name"] = "no-such-model"  # neither its name nor its old path loads here
-    manifest.write_text(json.dumps(data))
-    with pytest.raises(
-        LikraError, match=r"step-8: its base model no-such-model does not load here; name it with --model"
-    ):
-        load_agent(DEFAULT_MODEL, str(nat))
-    assert load_agent(str(tiny_model_dir), str(nat))[0].path == str(tiny_model_dir)  # --model overrides
 
 
 def test_two_curve_processes_share_the_pieces_of_one_folder(tmp_path, tiny_model_dir, data_dir):

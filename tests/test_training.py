@@ -13,19 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from likra.checkpoints import HEADS, list_checkpoints, load_heads
 from likra.data import build_requests, get_task
 from likra.errors import LikraError
 from likra.models import LoadedModel
 from likra.scoring import Scorer
 from likra.training import (
-    HEADS,
     TrainConfig,
     answer_loss,
     attach_heads,
     build_training_set,
     encode_examples,
-    list_checkpoints,
-    load_heads,
     save_points,
     schedule,
     train,

@@ -20,13 +20,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from likra.checkpoints import list_checkpoints
 from likra.evaluation import prepare, read_items
 from likra.experiments.curve import CurveConfig, run_curve, score_checkpoint, scores_dir_of, stored_steps, write_csv
 from likra.files import write_json
 from likra.metrics import combine, correct
 from likra.models import LoadedModel
 from likra.negatives import KINDS
-from likra.training import list_checkpoints, train
+from likra.training import train
 
 ABLATE_FIELDS = ["kind", "method", "examples", "seed", "accuracy", "n"]
 

@@ -39,6 +39,7 @@ from typing import Any
 
 from likra.baselines import METHODS as BASELINES
 from likra.baselines import BaselineConfig, train_baseline
+from likra.checkpoints import list_checkpoints
 from likra.data import get_task
 from likra.data.items import MCItem
 from likra.data.pools import training_pool
@@ -48,7 +49,7 @@ from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_it
 from likra.files import FolderInUse, claim, write_json, write_text
 from likra.metrics import ItemScores, available_modes, combine, correct, mcnemar_exact
 from likra.models import LoadedModel
-from likra.training import TrainConfig, list_checkpoints, train
+from likra.training import TrainConfig, train
 
 # method → (scoring mode, metric): the calibrated rows are the control for answer priors
 METHODS: dict[str, tuple[str, str]] = {

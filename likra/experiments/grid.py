@@ -57,14 +57,6 @@ class GridConfig:
             raise LikraError(f"--bootstrap {self.bootstrap}: use 100 resamples or more")
 
 
-def interval_text(interval: list[float | None] | None) -> str:
-    """A ratio's interval for people: "[2.10, 8.40]", an open end as inf, none at all as "unbounded"."""
-    if interval is None:
-        return "unbounded"
-    low, high = interval
-    return f"[{'-inf' if low is None else f'{low:.2f}'}, {'inf' if high is None else f'{high:.2f}'}]"
-
-
 def cell_method(n_pos: int, n_neg: int) -> str:
     """The scoring mode a cell stands for (see the module doc)."""
     if n_pos and n_neg:

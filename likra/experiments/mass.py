@@ -15,6 +15,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from likra.checkpoints import check_base_model, list_checkpoints, read_manifest
 from likra.data import build_requests, get_task
 from likra.data.items import MCItem
 from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items
@@ -23,7 +24,6 @@ from likra.files import claim, write_json, write_text
 from likra.metrics import ItemScores
 from likra.models import LoadedModel
 from likra.negatives import make_negatives, unrelated_texts
-from likra.training import check_base_model, list_checkpoints, read_manifest
 
 ANSWER_KINDS = ("correct", "likely_incorrect", "irrelevant", "unrelated")
 MASS_FIELDS = ["examples", "head", "answer", "mean_delta_per_char", "n"]

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from likra.checkpoints import FULL, check_base_model, load_checkpoint_base, quiet_peft, read_manifest
 from likra.data.pools import normalize_text
 from likra.data.tasks import data_dir_from
 from likra.errors import LikraError
@@ -21,7 +22,6 @@ from likra.nat.tasks import AgentTask, Problem, get_agent_task, load_problems, r
 from likra.nat.templates import check_template
 from likra.nat.tools import BM25Search, HTTPSearch, Search, ToolError, calculate, strategyqa_corpus
 from likra.nat.trajectories import Trajectory, read_trajectories, write_jsonl
-from likra.training import FULL, check_base_model, load_checkpoint_base, quiet_peft, read_manifest
 
 NAT_RELEASE = {"strategyqa": ("strategyqa_gpt-3.5_positive.json", "strategyqa_gpt-3.5_negative.json")}
 

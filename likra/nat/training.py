@@ -16,14 +16,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from likra import __version__
+from likra.checkpoints import FULL
 from likra.data.pools import normalize_text
 from likra.errors import LikraError
 from likra.models import LoadedModel
 from likra.nat.tasks import get_agent_task, load_problems
 from likra.nat.templates import check_template, encode_trajectory
 from likra.nat.trajectories import Trajectory, read_trajectories
-from likra.training import FULL, LoopConfig, TrainResult, fit
+from likra.training import LoopConfig, TrainResult, fit
+from likra.version import __version__
 
 AGENT = "agent"  # the LoRA adapter's name (a plain peft folder step-K/agent/)
 ALL_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

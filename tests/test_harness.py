@@ -126,3 +126,13 @@ def test_likra_lm_eval_command(tiny_model_dir, data_dir, run, tmp_path):
     assert last.startswith(f"error: {damaged}/step-") and last.endswith(
         "likra.json: expected a likra checkpoint manifest, got a JSON list"
     )
+
+
+def test_the_plugin_is_declared_in_lm_eval_s_entry_point_group():
+    """For lm-eval releases that load plugins from the ``lm_eval.models`` group (PR #4013)."""
+    from importlib.metadata import entry_points
+
+    from likra.harness import LikraLM
+
+    (entry,) = entry_points(group="lm_eval.models", name="likra")
+    assert entry.load() is LikraLM

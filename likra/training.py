@@ -3,8 +3,10 @@
 
 Read top to bottom: ``TrainConfig`` → ``build_training_set`` (pool → the first N questions of a seeded
 order → answer pairs, built exactly as evaluation builds its requests) → ``schedule`` (batches that never
-straddle a checkpoint) → ``train`` (pairs → token examples and a manifest) → ``fit`` (the loop, which NAT's
-agent training shares) → ``save_checkpoint`` / resume.
+straddle a checkpoint) → ``train`` (pairs → token examples and a manifest) → ``fit``, the loop NAT's agent
+training shares, split as a torchtune recipe: ``_set_up`` (order, schedule, heads, optimisers), ``_restore``
+(from the checkpoint resumed from), the loop in ``_fit`` with ``_head_step`` (one optimiser step of one head),
+``_tear_down``. The run folder's format (``save_checkpoint``, resume state, loading) is ``likra.checkpoints``.
 
 The loop is written out rather than handed to ``transformers.Trainer`` because the two things that make it
 fast (vocabulary logits only at answer positions; one body for two heads' optimisers) and the things that make
@@ -463,6 +465,109 @@ def fit(
         return _fit(loaded, config, heads, out, manifest, resume, progress, extends)
 
 
+@dataclass
+class _Run:
+    """Everything the loop reads, set up once (the recipe's state, as torchtune keeps it on the recipe)."""
+
+    model: Any
+    names: list[str]
+    full: bool
+    params: dict[str, list[torch.nn.Parameter]]
+    optimizers: dict[str, torch.optim.Optimizer]
+    sequence: list[int]  # position i (across epochs) → example index
+    points: list[int]
+    batches: list[range]
+    manifest: dict[str, Any]
+    micro: int
+    autocast: Any
+    rank: int = 0
+    size: int = 1
+    main: bool = True
+
+
+def _set_up(
+    loaded: LoadedModel, config: LoopConfig, heads: dict[str, list[list[Example]]], manifest: dict[str, Any]
+) -> _Run:
+    """The order of positions, the schedule, the heads on the model and one optimiser per head."""
+    names = list(heads)
+    full = names == [FULL]
+    # epoch 0 keeps the given order, later epochs reshuffle
+    n_items = len(next(iter(heads.values())))
+    sequence = list(range(n_items))
+    for epoch in range(1, config.epochs):
+        again = list(range(n_items))
+        random.Random(f"{config.seed}:epoch:{epoch}").shuffle(again)
+        sequence += again
+    points = save_points(len(sequence), config.save_at)
+    model = loaded.model if full else attach_heads(loaded.model, config, names)
+    model.train()  # dropout, when asked for; in LoRA runs the base weights stay frozen
+    params = {h: head_parameters(model, h) for h in names}
+    rank, size = parallel.world()  # under `accelerate launch`: each process takes a share of every batch
+    return _Run(
+        model=model,
+        names=names,
+        full=full,
+        params=params,
+        optimizers={h: torch.optim.AdamW(params[h], lr=config.lr, weight_decay=0.0) for h in names},
+        sequence=sequence,
+        points=points,
+        batches=schedule(len(sequence), points, config.batch_size),
+        manifest={**manifest, "base_model": base_model_entry(loaded)},
+        micro=config.micro_batch_size or config.batch_size,
+        autocast=torch.autocast(model.device.type, torch.bfloat16) if config.bf16 else nullcontext(),
+        rank=rank,
+        size=size,
+        main=parallel.is_main(),
+    )
+
+
+def _restore(run: _Run, resume_path: Path, extends: bool) -> None:
+    """Heads and optimisers from the checkpoint resumed from, after checking that it is this run's."""
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    check_resumable(manifest_of(resume_path), run.manifest, resume_path, extends)
+    state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)
+    for head in run.names:
+        if run.full:
+            load_full(run.model, resume_path / FULL)
+        else:
+            set_peft_model_state_dict(run.model, load_peft_weights(str(resume_path / head)), adapter_name=head)
+        run.optimizers[head].load_state_dict(state[head])
+
+
+def _head_step(run: _Run, head: str, chosen: list[Example], where: str) -> tuple[float, int] | None:
+    """One optimiser step of one head on a batch's examples: (summed loss, trained tokens), or None when the
+    batch has nothing for it to learn. ``where`` names the last good checkpoint for the error on a NaN."""
+    chosen = [e for e in chosen if any(e[1][1:])]  # nothing to learn from an example without targets
+    if not chosen:
+        return None
+    if not run.full:
+        run.model.set_adapter(head)  # only this head's weights take gradients
+    n_tokens = sum(sum(flags[1:]) for _, flags in chosen)  # over all processes' shares
+    local = chosen[run.rank :: run.size]
+    total_loss = 0.0
+    for j in range(0, len(local), run.micro):
+        with run.autocast:
+            loss_sum, _ = token_loss(run.model, local[j : j + run.micro])
+        (loss_sum / n_tokens).backward()
+        total_loss += loss_sum.item()
+    parallel.all_reduce_gradients(run.params[head])
+    total_loss = parallel.all_reduce_sum(total_loss)
+    if not math.isfinite(total_loss):
+        raise LikraError(f"training stopped: the {head} head's loss became {total_loss} {where}")
+    run.optimizers[head].step()
+    run.optimizers[head].zero_grad(set_to_none=True)
+    return total_loss, n_tokens
+
+
+def _tear_down(run: _Run, loaded: LoadedModel) -> None:
+    """Give the caller back the plain base model (peft wrapped it in place)."""
+    if not run.full:
+        run.model.unload()
+    loaded.model.eval()
+
+
 def _fit(
     loaded: LoadedModel,
     config: LoopConfig,
@@ -473,117 +578,48 @@ def _fit(
     progress: Callable[[int], None] | None,
     extends: bool,
 ) -> TrainResult:
-    from peft import set_peft_model_state_dict
-    from peft.utils import load_peft_weights
-
+    """Set up, restore, the loop (one step per head per batch, a checkpoint at each save point), tear down."""
     config.check_loop()
-    resumed_from, resume_path = prepare_out(out, resume)
-    names = list(heads)
-    full = names == [FULL]
-    manifest = {**manifest, "base_model": base_model_entry(loaded)}
-
-    # Position i (across epochs) → example index: epoch 0 keeps the given order, later epochs reshuffle.
-    n_items = len(next(iter(heads.values())))
-    sequence = list(range(n_items))
-    for epoch in range(1, config.epochs):
-        again = list(range(n_items))
-        random.Random(f"{config.seed}:epoch:{epoch}").shuffle(again)
-        sequence += again
-    total = len(sequence)
-    points = save_points(total, config.save_at)
-    batches = schedule(total, points, config.batch_size)
-
-    model = loaded.model if full else attach_heads(loaded.model, config, names)
-    rank, size = parallel.world()  # under `accelerate launch`: each process takes a share of every batch
-    main = parallel.is_main()
+    resumed_from, last_good = prepare_out(out, resume)
+    run = _set_up(loaded, config, heads, manifest)
+    seen, step, checkpoints, start = 0, 0, [], time.perf_counter()
     try:
-        model.train()  # dropout, when asked for; in LoRA runs the base weights stay frozen
-        params = {h: head_parameters(model, h) for h in names}
-        optimizers = {h: torch.optim.AdamW(params[h], lr=config.lr, weight_decay=0.0) for h in names}
-        log_path = out / TRAIN_LOG
-        if resume_path is not None:
-            previous = manifest_of(resume_path)
-            check_resumable(previous, manifest, resume_path, extends)
-            state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)
-            for head in names:
-                if full:
-                    load_full(model, resume_path / FULL)
-                else:
-                    set_peft_model_state_dict(model, load_peft_weights(str(resume_path / head)), adapter_name=head)
-                optimizers[head].load_state_dict(state[head])
-            if main:
-                truncate_log(log_path, resumed_from)
+        if last_good is not None:
+            _restore(run, last_good, extends)
+            if run.main:
+                truncate_log(out / TRAIN_LOG, resumed_from)
         out.mkdir(parents=True, exist_ok=True)
-
-        seen, step = 0, 0
-        interval: dict[str, list[float]] = {h: [0.0, 0.0] for h in names}  # summed loss, trained tokens
-        last_good: Path | None = resume_path
-        checkpoints: list[Path] = []
-        start = time.perf_counter()
-        micro = config.micro_batch_size or config.batch_size
-        autocast = torch.autocast(model.device.type, torch.bfloat16) if config.bf16 else nullcontext()
-        with log_path.open("a") if main else open(os.devnull, "w") as log:
-            for batch in batches:
-                if seen < resumed_from:  # replaying the schedule up to the checkpoint (nothing is computed)
-                    seen += len(batch)
-                    step += 1
+        interval: dict[str, list[float]] = {h: [0.0, 0.0] for h in run.names}  # summed loss, trained tokens
+        with (out / TRAIN_LOG).open("a") if run.main else open(os.devnull, "w") as log:
+            for batch in run.batches:
+                seen, step = seen + len(batch), step + 1
+                if seen <= resumed_from:  # replaying the schedule up to the checkpoint (nothing is computed)
                     continue
-                tick = time.perf_counter()
-                losses = {}
-                for head in names:
-                    chosen = [e for i in batch for e in heads[head][sequence[i]]]
-                    chosen = [e for e in chosen if any(e[1][1:])]  # nothing to learn from an example without targets
-                    if not chosen:
-                        continue
-                    if not full:
-                        model.set_adapter(head)  # only this head's weights take gradients
-                    n_tokens = sum(sum(flags[1:]) for _, flags in chosen)  # over all processes' shares
-                    local = chosen[rank::size]
-                    total_loss = 0.0
-                    for j in range(0, len(local), micro):
-                        with autocast:
-                            loss_sum, _ = token_loss(model, local[j : j + micro])
-                        (loss_sum / n_tokens).backward()
-                        total_loss += loss_sum.item()
-                    parallel.all_reduce_gradients(params[head])
-                    total_loss = parallel.all_reduce_sum(total_loss)
-                    if not math.isfinite(total_loss):
-                        where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
-                        raise LikraError(
-                            f"training stopped: the {head} head's loss became {total_loss} "
-                            f"at example {seen + len(batch)}"
-                            f" (try a lower --lr); {where}"
-                        )
-                    optimizers[head].step()
-                    optimizers[head].zero_grad(set_to_none=True)
-                    losses[head] = total_loss / n_tokens
-                    interval[head][0] += total_loss
-                    interval[head][1] += n_tokens
-                seen += len(batch)
-                step += 1
-                elapsed = time.perf_counter() - tick
-                record = {
-                    "step": step,
-                    "examples": seen,
-                    "loss": losses,
-                    "examples_per_s": round(len(batch) / elapsed, 3),
-                }
+                tick, losses = time.perf_counter(), {}
+                where = f"at example {seen} (try a lower --lr); " + (
+                    f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
+                )
+                for head in run.names:
+                    done = _head_step(run, head, [e for i in batch for e in heads[head][run.sequence[i]]], where)
+                    if done is not None:
+                        losses[head] = done[0] / done[1]
+                        interval[head] = [interval[head][0] + done[0], interval[head][1] + done[1]]
+                record = {"step": step, "examples": seen, "loss": losses,
+                          "examples_per_s": round(len(batch) / (time.perf_counter() - tick), 3)}  # fmt: skip
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 if progress is not None:
                     progress(len(batch))
-                if seen in points:
+                if seen in run.points:
                     mean = {h: (s / n if n else None) for h, (s, n) in interval.items()}
-                    entry = {**manifest, "examples_seen": seen, "steps": step, "loss": mean}
-                    if main:
-                        save_checkpoint(out, model, names, optimizers, entry, loaded.tokenizer)
+                    if run.main:
+                        entry = {**run.manifest, "examples_seen": seen, "steps": step, "loss": mean}
+                        save_checkpoint(out, run.model, run.names, run.optimizers, entry, loaded.tokenizer)
                     last_good = step_dir(out, seen)
                     checkpoints.append(last_good)
-                    interval = {h: [0.0, 0.0] for h in names}
-    finally:  # give the caller back the plain base model (peft wrapped it in place)
-        if not full:
-            model.unload()
-        loaded.model.eval()
+                    interval = {h: [0.0, 0.0] for h in run.names}
+    finally:
+        _tear_down(run, loaded)
     parallel.barrier()  # the last checkpoint is on disk before any process reads it
     done = list_checkpoints(out)
     final_loss = manifest_of(done[-1][1])["loss"] if done else {}

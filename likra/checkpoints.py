@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from likra.errors import LikraError
-from likra.files import read_json, writing
+from likra.files import read_json, write_text, writing
 from likra.models import LoadedModel, load_model, weights_hash
 
 HEADS = ("positive", "negative")
@@ -128,7 +128,7 @@ def truncate_log(path: Path, examples: int) -> None:
     if not path.is_file():
         return
     kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["examples"] <= examples]
-    path.write_text("".join(line + "\n" for line in kept))
+    write_text(path, "".join(line + "\n" for line in kept))  # atomic: a kill here leaves the old log whole
 
 
 def uses_prefix(manifest: dict[str, Any]) -> bool:

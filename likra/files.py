@@ -19,7 +19,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,14 @@ def write_json(path: str | Path, data: Any) -> None:
 # --- output paths -------------------------------------------------------------------------------------
 
 
+def refuse_file_in_the_way(name: str, value: str | Path, folders: Iterable[Path]) -> None:
+    """Refuse ``value`` (given as ``name``: an option, a variable) when one of ``folders``, the folders it needs,
+    exists as a file."""
+    blocker = next((p for p in folders if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise LikraError(f"{name} {value}: {blocker} is a file, not a folder")
+
+
 def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Mapping[str, str | Path | None] = {}) -> None:
     """Refuse, before any work, output files that cannot be written where asked: a folder in the way, a file
     where a parent folder should be, two outputs on one path, or an output that would overwrite an input.
@@ -176,9 +184,7 @@ def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Mapping[str,
         path = Path(value).resolve()
         if path.is_dir():
             raise LikraError(f"{name} {value}: is a directory; give a file name")
-        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-        if blocker is not None:
-            raise LikraError(f"{name} {value}: {blocker} is a file, not a folder")
+        refuse_file_in_the_way(name, value, path.parents)
         if path in seen:
             raise LikraError(f"{name} {value}: the same file as {seen[path]}; give each output its own file")
         if path in sources:
@@ -194,9 +200,7 @@ def check_out_folder(name: str, value: str | Path) -> Path:
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise LikraError(f"{name} {value}: exists and is not a directory")
-    blocker = next((p for p in path.resolve().parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise LikraError(f"{name} {value}: {blocker} is a file, not a folder")
+    refuse_file_in_the_way(name, value, path.resolve().parents)
     return path
 
 

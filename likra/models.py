@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from likra.errors import LikraError
-from likra.files import os_error
+from likra.files import os_error, refuse_file_in_the_way
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -68,9 +68,7 @@ def cache_dir() -> Path:
         path, where = Path(os.environ["LIKRA_CACHE"]), "LIKRA_CACHE"
     else:
         path, where = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "likra", "the model cache"
-    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise LikraError(f"{where} {path}: {blocker} is a file, not a folder")
+    refuse_file_in_the_way(where, path, (path, *path.parents))
     return path
 
 

@@ -399,10 +399,10 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     """``report.html`` (self-contained: figures embedded) and ``report.md`` for the experiments in ``folder``."""
     import base64
     import html
-    import json
 
+    from likra.data.items import read_jsonl
     from likra.errors import LikraError
-    from likra.files import iter_lines, read_json
+    from likra.files import read_json
 
     folder = Path(folder)
     places = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())] if folder.is_dir() else []
@@ -416,12 +416,7 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     commands = []
     for place in places:
         if (place / COMMAND_LOG).is_file():
-            for number, line in iter_lines(place / COMMAND_LOG):
-                try:
-                    if line.strip():
-                        commands.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise LikraError(f"{place / COMMAND_LOG}:{number}: malformed JSON") from None
+            commands += [row for _, row in read_jsonl(place / COMMAND_LOG)]
     commands.sort(key=lambda entry: entry["finished"])
     page = ["<!doctype html><html><head><meta charset='utf-8'><title>Likra report</title><style>",
             "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}",

@@ -187,7 +187,7 @@ def _run_pieces(
     """Train every missing run and score every missing checkpoint. A piece (a seed's run, a checkpoint's scores)
     that another process holds is skipped, and ``True`` returned; with ``wait``, it is waited for instead and
     then finished if it is still missing, so that the curve written afterwards is whole."""
-    skipped = False
+    skipped, scores_dir = False, scores_dir_of(out, config)
     kinds = ([""] if any(m in LIKRA_METHODS for m in config.methods) else []) + [f"{k}-" for k in config.other_runs()]
     for seed in config.seeds:
         for kind in kinds:  # "" is Likra's run, "dpo-" and "kto-" the baselines', "prefix-" prefix Likra's
@@ -206,7 +206,7 @@ def _run_pieces(
                     log(f"{name}: skipped, trained by {busy.holder}")
                     skipped = True
             for examples, path in list_checkpoints(run):
-                folder = scores_dir_of(out, config) / name
+                folder = scores_dir / name
                 skipped |= not score_checkpoint(scorer, config, requests, base, folder, examples, path, log, wait)
     return skipped
 

@@ -39,8 +39,10 @@ from likra.checkpoints import (
     truncate_log,
 )
 from likra.errors import LikraError
-from likra.files import claim
-from likra.models import LoadedModel
+from likra.files import check_outputs, claim
+from likra.models import LoadedModel, load_model
+from likra.negatives import NEEDS_BASE_SCORES
+from likra.options import option
 from likra.training import (
     TrainConfig,
     TrainingSet,
@@ -58,15 +60,15 @@ KTO_DATA = ("both", "negatives")
 POLICY = "positive"  # the head name a baseline's policy is saved under (see the module docstring)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BaselineConfig(TrainConfig):
     """A DPO or KTO run on Likra's data; ``likra baseline dpo|kto`` options map one to one."""
 
     METHODS: ClassVar[tuple[str, ...]] = METHODS
 
-    method: str = "dpo"
-    beta: float = 0.1  # TRL's default for both
-    kto_data: str = "both"  # KTO: "both" (each question's positive and negative) or "negatives" (alone)
+    method: str = option("dpo", "dpo (correct vs negative pairs) or kto (unpaired).")
+    beta: float = option(0.1, "DPO/KTO beta (TRL's default 0.1).")
+    kto_data: str = option("both", "KTO's examples: both (each question's positive and negative) or negatives.")
 
     def check(self) -> None:
         super().check()
@@ -86,6 +88,18 @@ class BaselineConfig(TrainConfig):
             )
 
 
+def export_rows(config: BaselineConfig, out: str | Path | None = None) -> list[dict[str, Any]]:
+    """Likra's training data for ``config`` as TRL's rows (``config.method``: dpo pairs or kto labels), one list;
+    ``out``, the file they are meant for, is checked before any work."""
+    if config.method not in METHODS:
+        raise LikraError(f"--format {config.method}: expected dpo or kto")
+    check_outputs({"--out": out}, {"--train-file": config.train_file})
+    config.check()
+    loaded = load_model(config.model) if config.negatives in NEEDS_BASE_SCORES else None
+    rows = preference_rows(build_training_set(config, loaded), config.method, config.kto_data)
+    return [row for question in rows for row in question]
+
+
 def preference_rows(data: TrainingSet, method: str, kto_data: str = "both") -> list[list[dict[str, Any]]]:
     """Per question, its rows in TRL's plain-text formats: DPO ``prompt/chosen/rejected``; KTO
     ``prompt/completion/label``. The prompt and answers are the pairs ``likra train`` learns from."""
@@ -102,9 +116,6 @@ def preference_rows(data: TrainingSet, method: str, kto_data: str = "both") -> l
             unpaired.insert(0, {"id": question.id, "prompt": context, "completion": correct, "label": True})
         rows.append(unpaired)
     return rows
-
-
-Saver = Callable[[int, int, float], Path]  # (questions seen, step, mean loss since the last save) → checkpoint
 
 
 class _Checkpoints:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -17,7 +16,7 @@ from likra.data import build_requests, get_task, load_items
 from likra.data.items import MCItem
 from likra.data.prompts import TARGET_DELIMITER, ItemRequests, with_prefix
 from likra.errors import LikraError
-from likra.files import write_text
+from likra.files import write_jsonl
 from likra.metrics import (
     NORMS,
     ItemScores,
@@ -29,29 +28,33 @@ from likra.metrics import (
     summarize_mode,
 )
 from likra.models import LoadedModel
+from likra.options import TASK_HELP, data_dir_option, option
 from likra.scoring import LogLikelihood, Scorer
 from likra.version import __version__
 
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(kw_only=True)  # configs are built with keywords
 class EvalConfig:
     """What to evaluate; the CLI's ``likra eval`` options map one to one."""
 
-    task: str = "arc_challenge"
-    split: str | None = None
-    limit: int | None = None  # the first N items, in file order (lm-eval's --limit)
-    sample: int | None = None  # or a seeded random sample of N items (kept in file order)
-    shots: int = 0
-    seed: int = 1234  # few-shot examples and --sample
-    data_dir: str | None = None
-    batch_tokens: int = 1024
-    calibrate: bool = True  # also score each answer after the bare cue (acc_calibrated); ~40% more at 0 shots
-    checkpoint: str | None = None  # a `likra train` checkpoint: its heads are scored beside the base model
-    mode: str | None = None  # the headline combination (default: the first of likra, sft, negbase the heads allow)
-    neg_weight: float = 1.0  # w in L+ - w·L-
-    norm: str = "char"  # length normalisation of the headline accuracy (see metrics.NORMS)
+    task: str = option("arc_challenge", TASK_HELP)
+    split: str | None = option(None, "Split as in the data (default: the task's test split).")
+    limit: int | None = option(None, "Only the first N items, in file order (lm-eval's --limit).")
+    sample: int | None = option(None, "A seeded random sample of N items (kept in file order).")
+    shots: int = option(0, "Few-shot examples from the training split.")
+    seed: int = option(1234, "Seed of the few-shot examples and --sample.")
+    data_dir: str | None = data_dir_option()
+    batch_tokens: int = option(1024, "Padded tokens per forward pass.")
+    # ~40% more scoring at 0 shots
+    calibrate: bool = option(True, "Also score each answer after a bare 'Answer:' (acc_calibrated).")
+    checkpoint: str | None = option(None, "A `likra train` folder or its step-K/: score its heads beside the base "
+                                    "model.")  # fmt: skip
+    mode: str | None = option(None, "likra (L+ - w·L-), sft (L+), negbase (Lbase - w·L-), posbase (L+ - Lbase), "
+                              "base (default: the first of likra, sft, negbase the heads allow).")  # fmt: skip
+    neg_weight: float = option(1.0, "w, the negative head's weight.")
+    norm: str = option("char", "Headline normalisation: char (acc_norm), byte, token, none (acc).")
 
     def check(self) -> None:
         """Refuse options that cannot work, before any data is read or model pass made."""
@@ -211,6 +214,8 @@ def evaluate(
     are run: a third less work per checkpoint."""
     requests = prepare(config) if requests is None else requests
     config.check()  # before the scoring, not after it
+    if base is not None and not config.checkpoint:
+        raise LikraError("--base-items: only with --checkpoint (it replaces the base model's pass)")
     model, heads, checkpoint = loaded.model, None, None
     if config.checkpoint:
         check_checkpoint(config, read_manifest(config.checkpoint)[1])
@@ -289,7 +294,7 @@ def summarize_results(
 
 
 def write_items(path: str | Path, items: Sequence[ItemScores]) -> None:
-    write_text(path, "".join(json.dumps(item.to_json()) + "\n" for item in items))
+    write_jsonl(path, (item.to_json() for item in items))
 
 
 def _item_problem(item: ItemScores) -> str | None:

@@ -12,14 +12,16 @@
 
 from __future__ import annotations
 
+import csv
 import errno
 import fcntl
+import io
 import json
 import os
 import shutil
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -158,7 +160,25 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, data: Any) -> None:
+    """One JSON document, indented, written atomically."""
     write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]], *, ensure_ascii: bool = True) -> None:
+    """One JSON object per line, written atomically (streamed: the rows need not fit in memory twice)."""
+    with writing(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=ensure_ascii) + "\n")
+
+
+def write_csv(path: str | Path, rows: Sequence[dict[str, Any]], fields: Sequence[str] | None = None) -> None:
+    """Rows as CSV with a header (``fields``, default the first row's keys; None as an empty cell), atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields or rows[0]), lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row[k] is None else row[k]) for k in writer.fieldnames})
+    write_text(path, buffer.getvalue())
 
 
 # --- output paths -------------------------------------------------------------------------------------

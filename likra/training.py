@@ -24,7 +24,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,8 +53,9 @@ from likra.data.pools import Pool, training_pool
 from likra.data.prompts import ANSWER_PREFIXES, answer_pairs, build_requests
 from likra.errors import LikraError
 from likra.files import check_free, claim
-from likra.models import LoadedModel
+from likra.models import DEFAULT_MODEL, LoadedModel
 from likra.negatives import KINDS, NEEDS_BASE_SCORES, Negative, make_negatives, unrelated_texts
+from likra.options import TASK_HELP, data_dir_option, model_option, option
 from likra.scoring import Scorer, encode_pairs, masked_hidden_states, output_logits
 from likra.version import __version__
 
@@ -65,22 +66,25 @@ RESUME_FREE = ("data_dir",)
 ADDED_OPTIONS = {"method": "likra"}
 
 
-@dataclass
+@dataclass(kw_only=True)  # configs are built with keywords
 class LoopConfig:
     """The optimisation settings every training method shares (Likra's heads, NAT's agent)."""
 
-    lr: float = 1e-3  # constant; 1e-4 barely moves a 135M model's heads in a few hundred examples
-    lora_r: int = 8
-    lora_alpha: int = 8
-    lora_dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["gate_proj", "up_proj", "down_proj"])
-    batch_size: int = 8  # examples per optimiser step
-    micro_batch_size: int | None = None  # examples per forward pass (gradient accumulation); default all
-    epochs: int = 1
-    seed: int = 1234
-    save_at: list[int] | None = None  # examples seen; default 8, 16, 32, ... and the end
-    max_length: int = 1024  # longer examples are cut
-    bf16: bool = False  # bfloat16 autocast for forward and backward; weights and optimiser keep the model's dtype
+    # constant; 1e-4 barely moves a 135M model's heads in a few hundred examples
+    lr: float = option(1e-3, "Constant AdamW learning rate.")
+    lora_r: int = option(8, "LoRA rank.")
+    lora_alpha: int = option(8, "LoRA alpha.")
+    lora_dropout: float = option(0.0, "LoRA dropout.")
+    target_modules: list[str] = option(factory=lambda: ["gate_proj", "up_proj", "down_proj"],
+                                       help="Module names (comma-separated) that get LoRA.")  # fmt: skip
+    batch_size: int = option(8, "Examples per optimiser step (Likra: questions; NAT: trajectories).")
+    micro_batch_size: int | None = option(None, "Examples per forward pass (gradient accumulation; default all).")
+    epochs: int = option(1, "Passes over the training examples.")
+    seed: int = option(1234, "Seeds the data order and sample, the negatives and the LoRA initialisation.")
+    save_at: list[int] | None = option(None, "Example counts to save at, comma-separated (default 8,16,32,...).")
+    max_length: int = option(1024, "Longest example in tokens (the context is cut on the left).")
+    # weights and optimiser keep the model's dtype
+    bf16: bool = option(False, "bfloat16 autocast for forward and backward (weights and optimiser stay in --dtype).")
 
     def check_loop(self) -> None:
         """Reject impossible optimisation options before any work, naming the option."""
@@ -91,9 +95,9 @@ class LoopConfig:
             "--lora-r": self.lora_r,
             "--max-length": self.max_length,
         }
-        for option, value in positive.items():
+        for name, value in positive.items():
             if value is not None and value < 1:
-                raise LikraError(f"{option} {value}: must be 1 or more")
+                raise LikraError(f"{name} {value}: must be 1 or more")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise LikraError(f"--lr {self.lr}: must be a positive number")
         if not 0.0 <= self.lora_dropout < 1.0:
@@ -104,23 +108,25 @@ class LoopConfig:
             raise LikraError(f"--save-at {','.join(map(str, self.save_at))}: example counts must be 1 or more")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig(LoopConfig):
     """Everything that decides a Likra training run; ``likra train`` options map one to one. Paper defaults."""
 
-    model: str = "smollm2-135m"
-    task: str = "arc_challenge"
-    eval_split: str | None = None  # the split kept out of the pool (default: the task's test split)
-    n: int | None = None  # questions to train on (default: the whole pool)
-    negatives: str = "incorrect"
-    negatives_per_question: int = 1
-    contamination: float = 0.0
-    heads: str = "both"
-    data_dir: str | None = None
-    train_file: str | None = None
-    hold_out: list[str] = field(default_factory=list)  # more "task[:split]" sets kept out of the pool
-    # likra: two LoRA heads; prefix: one LoRA on both kinds of answer, each after a line saying which kind it is
-    method: str = "likra"
+    model: str = model_option(DEFAULT_MODEL)
+    task: str = option("arc_challenge", TASK_HELP)
+    eval_split: str | None = option(None, "The evaluation split kept out of the pool (default: the task's test split).",
+                                    flags=("--split",))  # fmt: skip
+    n: int | None = option(None, "Questions to train on (default: the whole pool).", flags=("--n",))
+    negatives: str = option("incorrect", "incorrect, hardest, easiest, irrelevant, unrelated.")
+    negatives_per_question: int = option(1, "Negative answers per question.")
+    contamination: float = option(0.0, "Fraction of negatives replaced by the correct answer.")
+    heads: str = option("both", "both, positive, negative.")
+    data_dir: str | None = data_dir_option()
+    train_file: str | None = option(None, "A JSONL pool in the task's format (needed for jsonl:).")
+    hold_out: list[str] = option(factory=list, help="More evaluation sets kept out of the pool: task[:split], "
+                                 "comma-separated.")  # fmt: skip
+    method: str = option("likra", "likra (two LoRA heads) or prefix (one adapter on both kinds of answer, each "
+                         "after a line saying which kind it is).")  # fmt: skip
 
     METHODS: ClassVar[tuple[str, ...]] = ("likra", "prefix")
 
@@ -134,9 +140,9 @@ class TrainConfig(LoopConfig):
             raise LikraError(f"--negatives {self.negatives}: unknown kind (known: {', '.join(KINDS)})")
         if self.heads not in HEAD_CHOICES:
             raise LikraError(f"--heads {self.heads}: expected one of {', '.join(HEAD_CHOICES)}")
-        for option, value in {"--n": self.n, "--negatives-per-question": self.negatives_per_question}.items():
+        for name, value in {"--n": self.n, "--negatives-per-question": self.negatives_per_question}.items():
             if value is not None and value < 1:
-                raise LikraError(f"{option} {value}: must be 1 or more")
+                raise LikraError(f"{name} {value}: must be 1 or more")
         if not 0.0 <= self.contamination <= 1.0:
             raise LikraError(f"--contamination {self.contamination}: must be between 0 and 1")
         self.check_loop()

@@ -81,6 +81,18 @@ def runs(tmp_path_factory, tiny_model_dir, data_dir):
     return root
 
 
+@pytest.fixture
+def fresh(tokenizer, tiny_model_dir):
+    """A fresh copy of the tiny model each time (training wraps it in peft in place)."""
+
+    from likra.models import LoadedModel
+
+    def make(seed: int = 0) -> LoadedModel:
+        return LoadedModel(tiny_llama(len(tokenizer), seed), tokenizer, "tiny", str(tiny_model_dir), "cpu", "float32")
+
+    return make
+
+
 def copy_run(runs, tmp_path, name="both"):
     target = tmp_path / f"copy-{name}"
     shutil.copytree(runs / name, target)

@@ -117,7 +117,7 @@ def test_bad_options(data_dir, change, message):
 def test_curve_draws_dpo_and_kto_beside_likra(tmp_path, data_dir, tiny):
     loaded = tiny()
     methods = ["likra", "dpo", "dpo_reward", "kto"]
-    curve = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=6, methods=methods)
+    curve = CurveConfig(train=TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=6, methods=methods)
     rows = run_curve(loaded, loaded, curve, tmp_path)["rows"]
     assert {r["method"] for r in rows} >= {"likra", "dpo", "dpo_reward", "kto", "kto_reward"}
     for method in ("dpo", "kto"):
@@ -131,7 +131,7 @@ def test_curve_draws_dpo_and_kto_beside_likra(tmp_path, data_dir, tiny):
     base = next(r["accuracy"] for r in rows if r["method"] == "base")
     assert all(r["accuracy"] == base for r in rows if r["examples"] == 0 and "calibrated" not in r["method"])
     with pytest.raises(LikraError, match="--methods ipo"):
-        run_curve(loaded, loaded, CurveConfig(curve.train, methods=["ipo"]), tmp_path)
+        run_curve(loaded, loaded, CurveConfig(train=curve.train, methods=["ipo"]), tmp_path)
 
 
 def test_baseline_and_export_commands(tmp_path, tiny_model_dir, data_dir):

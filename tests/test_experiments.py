@@ -21,7 +21,7 @@ def tiny(tokenizer, tiny_model_dir):
 
 
 def test_curve_rows_files_and_resume(tmp_path, data_dir, tiny):
-    config = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1, 2], limit=6)
+    config = CurveConfig(train=TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1, 2], limit=6)
     logs: list[str] = []
     summary = run_curve(tiny, tiny, config, tmp_path, log=logs.append)
     rows = summary["rows"]
@@ -49,7 +49,7 @@ def test_curve_rows_files_and_resume(tmp_path, data_dir, tiny):
 def test_a_curve_extended_to_a_larger_max_n_continues_its_runs_and_scores_only_the_new_checkpoints(
     tmp_path, data_dir, tiny
 ):
-    small = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4)
+    small = CurveConfig(train=TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4)
     run_curve(tiny, tiny, small, tmp_path / "grown", log=lambda _: None)
     scored = sorted((tmp_path / "grown" / "scores").rglob("*.items.jsonl"))
     stamps = [p.stat().st_mtime_ns for p in scored]
@@ -69,12 +69,12 @@ def test_a_curve_extended_to_a_larger_max_n_continues_its_runs_and_scores_only_t
 
 
 def test_a_base_likra_curve_trains_and_scores_the_negative_head_alone(tmp_path, data_dir, tiny):
-    config = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4, methods=["negbase"])
+    config = CurveConfig(train=TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4, methods=["negbase"])
     rows = run_curve(tiny, tiny, config, tmp_path, log=lambda _: None)["rows"]
     step = tmp_path / "runs" / "seed-1" / "step-16"
     assert (step / "negative").is_dir() and not (step / "positive").exists()
     assert {r["method"] for r in rows if r["examples"] > 0} == {"base", "base_calibrated", "negbase"}
-    both = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4)
+    both = CurveConfig(train=TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4)
     run_curve(tiny, tiny, both, tmp_path / "both", log=lambda _: None)
     negbase = [r for r in curve_rows(tmp_path / "both") if r["method"] == "negbase"]
     assert [r["accuracy"] for r in rows if r["method"] == "negbase"] == [r["accuracy"] for r in negbase]
@@ -86,7 +86,7 @@ def test_prefix_likra_beside_two_head_likra_in_one_curve(tmp_path, data_dir, tin
     from likra.evaluation import evaluate, prepare, read_items
     from likra.scoring import Scorer
 
-    config = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4,
+    config = CurveConfig(train=TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=4,
                          methods=["likra", "prefix", "prefix_sft"])  # fmt: skip
     rows = run_curve(tiny, tiny, config, tmp_path, log=lambda _: None)["rows"]
     prefix = [r for r in rows if r["method"] == "prefix" and r["examples"] > 0]
@@ -118,14 +118,14 @@ def test_curve_on_a_second_evaluation_set_needs_it_held_out(tmp_path, data_dir, 
     from likra.evaluation import trained_on
 
     paper_pool = TrainConfig(n=16, data_dir=str(data_dir))
-    easy = CurveConfig(paper_pool, seeds=[1], eval_task="arc_easy", limit=5)
+    easy = CurveConfig(train=paper_pool, seeds=[1], eval_task="arc_easy", limit=5)
     with pytest.raises(LikraError, match="--eval-task arc_easy: 5 of its 5 questions are in the arc_challenge "
                        "training pool; add --hold-out arc_easy:test"):  # fmt: skip
         run_curve(tiny, tiny, easy, tmp_path / "refused")
     assert not (tmp_path / "refused").exists()  # refused before any work
 
     held = replace(paper_pool, hold_out=["arc_easy:test"])
-    run_curve(tiny, tiny, CurveConfig(held, seeds=[1], limit=5), tmp_path, log=lambda _: None)
+    run_curve(tiny, tiny, CurveConfig(train=held, seeds=[1], limit=5), tmp_path, log=lambda _: None)
     summary = run_curve(tiny, tiny, replace(easy, train=held), tmp_path, log=lambda _: None)
     assert [(s["task"], s["split"], s["n"]) for s in summary["eval_sets"]] == [
         ("arc_challenge", "test", 5),
@@ -200,7 +200,7 @@ def test_sweep_command_from_stored_items(tmp_path):
 def test_ablation_shares_the_positive_head_and_trains_one_negative_head_per_kind(tmp_path, data_dir, tiny):
     from likra.experiments.ablate import run_ablation
 
-    config = CurveConfig(TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=6)
+    config = CurveConfig(train=TrainConfig(n=16, data_dir=str(data_dir)), seeds=[1], limit=6)
     summary = run_ablation(tiny, tiny, config, ["incorrect", "irrelevant"], tmp_path, log=lambda _: None)
     rows = summary["rows"]
     curve = {r["examples"]: r["accuracy"] for r in run_curve(tiny, tiny, config, tmp_path, log=lambda _: None)["rows"]

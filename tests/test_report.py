@@ -21,7 +21,7 @@ from .conftest import tiny_llama
 def experiment(tmp_path_factory, tokenizer, tiny_model_dir, data_dir):
     folder = tmp_path_factory.mktemp("experiment")
     tiny = LoadedModel(tiny_llama(len(tokenizer)), tokenizer, "tiny", str(tiny_model_dir), "cpu", "float32")
-    config = CurveConfig(TrainConfig(n=8, data_dir=str(data_dir)), seeds=[1], limit=4)
+    config = CurveConfig(train=TrainConfig(n=8, data_dir=str(data_dir)), seeds=[1], limit=4)
     rows = run_curve(tiny, tiny, config, folder, log=lambda _: None)["rows"]
     plot_curve(rows, folder / "curve.png", "tiny")
     log_command(folder, ["curve", "--max-n", "8"], 12.3)

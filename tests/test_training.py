@@ -32,16 +32,6 @@ from likra.training import (
 from .conftest import tiny_llama
 
 
-@pytest.fixture
-def fresh(tokenizer, tiny_model_dir):
-    """A fresh copy of the tiny model each time (training wraps it in peft in place)."""
-
-    def make(seed: int = 0) -> LoadedModel:
-        return LoadedModel(tiny_llama(len(tokenizer), seed), tokenizer, "tiny", str(tiny_model_dir), "cpu", "float32")
-
-    return make
-
-
 def small_config(data_dir, **kw) -> TrainConfig:
     return TrainConfig(**{"n": 24, "data_dir": str(data_dir), "seed": 3, **kw})
 
@@ -278,24 +268,6 @@ def test_a_checkpoint_refuses_another_base_model(tmp_path, data_dir, fresh, toke
 def test_target_modules_that_do_not_exist_are_named(tokenizer):
     with pytest.raises(LikraError, match="--target-modules nope"):
         attach_heads(tiny_llama(len(tokenizer)), TrainConfig(target_modules=["nope"]), HEADS)
-
-
-def test_heads_only_pass_reuses_stored_base_scores(tmp_path, data_dir, fresh):
-    from likra.evaluation import EvalConfig, evaluate
-
-    train(fresh(), small_config(data_dir), tmp_path / "run")
-    config = EvalConfig(limit=12, data_dir=str(data_dir))
-    base = evaluate(fresh(), config).items
-    checkpoint = EvalConfig(limit=12, data_dir=str(data_dir), checkpoint=str(tmp_path / "run"))
-    full = evaluate(fresh(), checkpoint).items
-    reused = evaluate(fresh(), checkpoint, base=base).items
-    for a, b in zip(full, reused, strict=True):
-        assert a.loglikelihoods == pytest.approx(b.loglikelihoods, abs=1e-5)
-        for head in ("positive", "negative"):
-            assert a.heads[head] == pytest.approx(b.heads[head], abs=1e-5)
-            assert a.heads_unconditional[head] == pytest.approx(b.heads_unconditional[head], abs=1e-5)
-    with pytest.raises(LikraError, match="same questions"):
-        evaluate(fresh(), checkpoint, base=base[:5])
 
 
 def test_prefix_likra_trains_one_adapter_on_both_kinds_with_the_prefix_out_of_the_loss(

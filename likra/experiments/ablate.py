@@ -21,15 +21,27 @@ from pathlib import Path
 from typing import Any
 
 from likra.checkpoints import list_checkpoints
+from likra.errors import LikraError
 from likra.evaluation import prepare, read_items
-from likra.experiments.curve import CurveConfig, run_curve, score_checkpoint, scores_dir_of, stored_steps, write_csv
-from likra.files import write_json
-from likra.metrics import combine, correct
+from likra.experiments.curve import CurveConfig, run_curve, score_checkpoint, scores_dir_of, stored_steps
+from likra.files import write_csv, write_json
+from likra.metrics import combine, correct, summarize_mode
 from likra.models import LoadedModel
 from likra.negatives import KINDS
+from likra.report import plot_ablation
 from likra.training import train
 
 ABLATE_FIELDS = ["kind", "method", "examples", "seed", "accuracy", "n"]
+
+
+def check_kinds(kinds: list[str]) -> list[str]:
+    """``kinds``, when they name one known kind or more."""
+    if not kinds:
+        raise LikraError("--negatives: name at least one kind")
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise LikraError(f"--negatives {','.join(unknown)}: unknown kind (known: {', '.join(KINDS)})")
+    return kinds
 
 
 def run_ablation(
@@ -40,12 +52,9 @@ def run_ablation(
     out: str | Path,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """The curve first (it holds the positive heads), then a negative head per other kind; rows per kind."""
-    unknown = [k for k in kinds if k not in KINDS]
-    if unknown:
-        from likra.errors import LikraError
-
-        raise LikraError(f"--negatives {','.join(unknown)}: unknown kind (known: {', '.join(KINDS)})")
+    """The curve first (it holds the positive heads), then a negative head per other kind; rows per kind in
+    ``ablate.csv`` and ``ablate.json``, the figure in ``ablate.png``."""
+    check_kinds(kinds)
     out = Path(out)
     run_curve(trainer, scorer, config, out, log)
     requests = prepare(config.eval_config())
@@ -75,6 +84,8 @@ def run_ablation(
     write_csv(out / "ablate.csv", rows, ABLATE_FIELDS)
     summary = {"kinds": kinds, "seeds": config.seeds, "rows": rows}
     write_json(out / "ablate.json", summary)
+    level = summarize_mode(base)[0]["acc_norm"]
+    plot_ablation(rows, out / "ablate.png", f"negative kinds · {config.train.model}", {"base": level})
     return summary
 
 

@@ -29,9 +29,8 @@ the training pool keeps each of them out (``--hold-out``); ``check_held_out`` re
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -46,9 +45,11 @@ from likra.data.pools import training_pool
 from likra.data.prompts import ItemRequests
 from likra.errors import LikraError
 from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items
-from likra.files import FolderInUse, claim, write_json, write_text
-from likra.metrics import ItemScores, available_modes, combine, correct, mcnemar_exact
+from likra.files import FolderInUse, claim, write_csv, write_json
+from likra.metrics import ItemScores, available_modes, check_weight, combine, correct, mcnemar_exact
 from likra.models import LoadedModel
+from likra.options import option
+from likra.report import plot_curve
 from likra.training import TrainConfig, train
 
 # method → (scoring mode, metric): the calibrated rows are the control for answer priors
@@ -74,23 +75,33 @@ P_FIELDS = [f"p_vs_{m}" for m in (*PAIRED, "likra")]
 CSV_FIELDS = ["task", "split", "method", "examples", "seed", "accuracy", "n", *P_FIELDS]
 
 
-@dataclass
+@dataclass(kw_only=True)  # configs are built with keywords
 class CurveConfig:
     """A learning-curve experiment; ``likra curve`` options map one to one."""
 
     train: TrainConfig = field(default_factory=TrainConfig)  # ``n`` is the largest N; ``seed`` is replaced
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
-    eval_task: str | None = None  # default: the training task
-    eval_split: str | None = None
-    limit: int | None = None
-    sample: int | None = None
-    neg_weight: float = 1.0
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))  # the curves to draw (and train)
-    baseline_lr: float | None = None  # DPO/KTO learning rate (default: train.lr)
-    beta: float = 0.1
-    kto_data: str = "both"
+    eval_task: str | None = option(None, "Task to score on (default: the training task).")
+    eval_split: str | None = option(None, "Split to score on (default: the task's test split).")
+    limit: int | None = option(None, "Only the first N questions.")
+    sample: int | None = option(None, "A seeded sample of N questions.")
+    neg_weight: float = option(1.0, "w, the negative head's weight.")
+    methods: list[str] = option(factory=lambda: list(DEFAULT_METHODS), help=(
+        "Curves to draw (and the runs they need): sft, sft_calibrated, likra, negbase, dpo, kto, dpo_reward, "
+        "kto_reward (the baselines' implicit reward), prefix, prefix_sft (prefix Likra)."))  # fmt: skip
+    baseline_lr: float | None = option(None, "DPO/KTO learning rate (default: --lr).")
+    beta: float = option(0.1, "DPO/KTO beta (TRL's default 0.1).")
+    kto_data: str = option("both", "KTO's examples: both (each question's positive and negative) or negatives.")
 
     def check(self) -> None:
+        """Refuse options that cannot work, the training run's included, before any work."""
+        self.train.check()
+        if not self.seeds or min(self.seeds) < 1:  # the CLI's --seeds S is seeds 1..S
+            raise LikraError(f"--seeds {len(self.seeds) if not self.seeds else self.seeds}: must be 1 or more")
+        check_weight(self.neg_weight)
+        if self.baseline_lr is not None and not (self.baseline_lr > 0 and math.isfinite(self.baseline_lr)):
+            raise LikraError(f"--baseline-lr {self.baseline_lr}: must be a positive number")
+        BaselineConfig(beta=self.beta, kto_data=self.kto_data).check()
         known = [*METHODS, *(f"{kind}{suffix}" for kind, modes in OTHER_RUNS.items() for suffix in modes)]
         unknown = [m for m in self.methods if m not in known]
         if unknown or not self.methods:
@@ -135,8 +146,12 @@ def run_curve(
     config: CurveConfig,
     out: str | Path,
     log: Callable[[str], None] = print,
+    *,
+    figure: str | Path | None = None,
+    title: str | None = None,
 ) -> dict[str, Any]:
-    """Train what is missing, score what is missing, and write ``curve.csv`` and ``curve.json``.
+    """Train what is missing, score what is missing, and write ``curve.csv``, ``curve.json`` and the figure
+    (``figure``, default ``out/curve.png``: the methods and seeds of ``config``).
 
     ``trainer`` trains (float32 is the reference); ``scorer`` scores and may be the same model or a
     bfloat16 copy of it (same weight files, so checkpoints accept it). The outputs cover every evaluation
@@ -161,7 +176,7 @@ def run_curve(
         log("waiting for the pieces that other processes hold, then finishing what they leave")
         _run_pieces(trainer, scorer, config, out, requests, base, log, wait=True)
     rows = curve_rows(out, config.neg_weight)
-    write_csv(out / "curve.csv", rows)
+    write_csv(out / "curve.csv", rows, CSV_FIELDS)
     summary = {
         "config": asdict(config),
         "model": trainer.name,
@@ -170,7 +185,16 @@ def run_curve(
         "rows": rows,
     }
     write_json(out / "curve.json", summary)
+    title = title or f"{config.train.model} · heads trained on the {config.train.task} pool"
+    plot_curve(drawn_rows(summary, config), figure or out / "curve.png", title)
     return summary
+
+
+def drawn_rows(summary: dict[str, Any], config: CurveConfig) -> list[dict[str, Any]]:
+    """The rows of the methods and seeds ``config`` asks for, and the base model's (``curve.csv`` keeps every
+    row scored in the folder)."""
+    drawn = {*config.methods, "base", "base_calibrated"}
+    return [r for r in summary["rows"] if r["method"] in drawn and r["seed"] in config.seeds]
 
 
 def _run_pieces(
@@ -334,13 +358,3 @@ def _hits(items: list[ItemScores], mode: str, metric: str, neg_weight: float) ->
     if not items[0].heads:
         mode = "base"
     return correct([combine(s, mode, neg_weight) for s in items], metric)
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str] = CSV_FIELDS) -> None:
-    """Rows as CSV (None as an empty cell), written atomically."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row[k] is None else row[k]) for k in fields})
-    write_text(path, buffer.getvalue())

@@ -29,24 +29,26 @@ import numpy as np
 
 from likra.errors import LikraError
 from likra.evaluation import read_items
-from likra.experiments.curve import eval_sets, seed_folders, stored_steps, write_csv
-from likra.files import write_json
+from likra.experiments.curve import eval_sets, seed_folders, stored_steps
+from likra.files import write_csv, write_json
 from likra.metrics import ItemScores, combine, correct
+from likra.options import option
 
 GRID_FIELDS = ["task", "split", "seed", "n_pos", "n_neg", "method", "acc_norm", "acc_calibrated", "n"]
 METRICS = ("acc_norm", "acc_calibrated")
 
 
-@dataclass
+@dataclass(kw_only=True)  # configs are built with keywords
 class GridConfig:
     """A grid over a curve folder; ``likra grid`` options map one to one."""
 
-    eval_task: str | None = None  # the evaluation set (its task name); default: the first the curve scored
-    eval_split: str | None = None
-    neg_weight: float = 1.0  # w in L+ - w·L-
-    threshold: int = 128  # the value ratio is reported for the steps up to it and for those above it
-    bootstrap: int = 2000  # resamples for the ratio's interval
-    seed: int = 1234  # of the bootstrap
+    eval_task: str | None = option(None, "The evaluation set (its task name; default: the first the curve scored).")
+    eval_split: str | None = option(None, "Its split (default: the first scored).")
+    neg_weight: float = option(1.0, "w, the negative head's weight.")
+    # the value ratio is reported for the steps up to it and for those above it
+    threshold: int = option(128, "Report the value of a negative up to and from this count.")
+    bootstrap: int = option(2000, "Resamples (seeds and questions) for the 95% intervals.")
+    seed: int = option(1234, "Seed of the bootstrap.")
 
     def check(self) -> None:
         if not np.isfinite(self.neg_weight):

@@ -19,11 +19,11 @@ from likra.checkpoints import check_base_model, list_checkpoints, read_manifest
 from likra.data import build_requests, get_task
 from likra.data.items import MCItem
 from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items
-from likra.experiments.curve import write_csv
-from likra.files import claim, write_json, write_text
+from likra.files import claim, write_csv, write_json, write_text
 from likra.metrics import ItemScores
 from likra.models import LoadedModel
 from likra.negatives import make_negatives, unrelated_texts
+from likra.report import plot_mass
 
 ANSWER_KINDS = ("correct", "likely_incorrect", "irrelevant", "unrelated")
 MASS_FIELDS = ["examples", "head", "answer", "mean_delta_per_char", "n"]
@@ -48,6 +48,9 @@ def mass_items(
     return out
 
 
+MASS_SAMPLE = 300  # questions: enough for a mean change per answer kind, a few minutes on a CPU
+
+
 def run_mass(
     loaded: LoadedModel,
     run: str | Path,
@@ -55,12 +58,13 @@ def run_mass(
     *,
     split: str | None = None,
     limit: int | None = None,
-    sample: int | None = 300,
+    sample: int | None = MASS_SAMPLE,
     data_dir: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Score the four answer kinds under the base model once and under the heads of every checkpoint in
-    ``run``; every piece of work is a file under ``out`` and is not redone."""
+    ``run``; every piece of work is a file under ``out`` and is not redone. Writes ``mass.csv``, ``mass.json``
+    and ``mass.png``."""
     run, out = Path(run), Path(out)
     checkpoints = list_checkpoints(run) or [(read_manifest(run)[1]["examples_seen"], run)]
     _, manifest = check_base_model(loaded, checkpoints[-1][1])
@@ -106,6 +110,7 @@ def _run_mass(
     write_csv(out / "mass.csv", rows, MASS_FIELDS)
     summary = {"run": str(run), "task": task, "n_questions": len(items), "answers": ANSWER_KINDS, "rows": rows}
     write_json(out / "mass.json", summary)
+    plot_mass(rows, out / "mass.png", f"{task} · {len(items)} questions")
     return summary
 
 

@@ -4,11 +4,17 @@ model pass for the checkpoint, none per weight."""
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from likra.checkpoints import load_checkpoint_base, read_manifest
 from likra.errors import LikraError
+from likra.evaluation import EvalConfig, evaluate, read_items, write_items
+from likra.files import write_csv, write_json
 from likra.metrics import ItemScores, summarize_mode
+from likra.report import plot_sweep
 
 SWEPT_MODES = ("likra", "negbase")  # the modes that have a weight
 SWEPT_METRICS = ("acc", "acc_norm", "acc_calibrated")
@@ -40,3 +46,38 @@ def sweep_rows(items: Sequence[ItemScores], weights: Sequence[float], run: int =
             metrics, _ = summarize_mode(items, mode, w)
             rows.append({"run": run, "mode": mode, "neg_weight": w, **{m: metrics.get(m) for m in SWEPT_METRICS}})
     return rows
+
+
+def run_sweep(
+    out: str | Path,
+    weights: Sequence[float],
+    *,
+    items: Sequence[str] = (),
+    config: EvalConfig | None = None,
+    dtype: str = "auto",
+) -> dict[str, Any]:
+    """Accuracy against w for stored ``items`` files (the mean over them: seeds), or for the checkpoint of
+    ``config``, scored once into ``out/items.jsonl`` (kept: a re-run reads it); writes ``sweep.csv``,
+    ``sweep.json`` and ``sweep.png``."""
+    out = Path(out)
+    checkpoint = config.checkpoint if config else None
+    if bool(checkpoint) == bool(items):
+        raise LikraError("give --checkpoint (scored once here) or --items (stored scores), not both")
+    paths = list(items) or [str(out / "items.jsonl")]
+    if not items and not Path(paths[0]).is_file():
+        _score_once(config, paths[0], dtype)
+    runs = [read_items(path) for path in paths]
+    rows = [row for run, scores in enumerate(runs, 1) for row in sweep_rows(scores, weights, run)]
+    levels = {m: statistics.fmean(summarize_mode(s, m)[0]["acc_norm"] for s in runs) for m in ("sft", "base")}
+    write_csv(out / "sweep.csv", rows)
+    write_json(out / "sweep.json", {"items": paths, "levels": levels, "rows": rows})
+    source = checkpoint or (paths[0] if len(paths) == 1 else f"mean of {len(paths)} checkpoints")
+    plot_sweep(rows, out / "sweep.png", f"{len(runs[0])} questions · {source}", levels)
+    return {"items": paths, "levels": levels, "rows": rows}
+
+
+def _score_once(config: EvalConfig, path: str, dtype: str) -> None:
+    assert config.checkpoint
+    _, manifest = read_manifest(config.checkpoint)
+    loaded = load_checkpoint_base(config.checkpoint, manifest, dtype=dtype)
+    write_items(path, evaluate(loaded, config).items)

@@ -11,7 +11,7 @@ from likra.nat.runs import AgentEvalConfig, CollectConfig, collect, evaluate_age
 from likra.nat.tasks import AGENT_TASKS, Problem, get_agent_task, load_problems
 from likra.nat.templates import TEMPLATES
 from likra.nat.training import NATConfig, select_trajectories, train_agent
-from likra.nat.trajectories import Trajectory, Turn, read_trajectories, write_jsonl
+from likra.nat.trajectories import Trajectory, Turn, read_trajectories, write_trajectories
 
 __all__ = [
     "AGENT_TASKS",
@@ -33,5 +33,5 @@ __all__ = [
     "select_trajectories",
     "summarize",
     "train_agent",
-    "write_jsonl",
+    "write_trajectories",
 ]

@@ -3,7 +3,6 @@ against the first with the exact McNemar test on per-problem correctness."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,9 +39,4 @@ def compare_evals(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, "majority_baseline", "score", "folder"])
-        writer.writeheader()
-        writer.writerows({k: row[k] for k in writer.fieldnames} for row in rows)
+CSV_COLUMNS = [*COLUMNS, "majority_baseline", "score", "folder"]

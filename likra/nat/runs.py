@@ -3,9 +3,10 @@ chunks, either to measure it (``evaluate_agent``) or to build NAT data for a new
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ from likra.files import claim, read_json, read_text, write_json
 from likra.models import DEFAULT_MODEL, LoadedModel, load_model
 from likra.nat.agent import HFGenerator, run_agent, summarize
 from likra.nat.demos import demo_picker
-from likra.nat.tasks import AgentTask, Problem, get_agent_task, load_problems, read_rows
+from likra.nat.tasks import AGENT_TASK_HELP, AgentTask, Problem, get_agent_task, load_problems, read_rows
 from likra.nat.templates import check_template
 from likra.nat.tools import BM25Search, HTTPSearch, Search, ToolError, calculate, strategyqa_corpus
-from likra.nat.trajectories import Trajectory, read_trajectories, write_jsonl
+from likra.nat.trajectories import Trajectory, read_trajectories, write_trajectories
+from likra.options import DTYPE_HELP, data_dir_option, model_option, option
 
 NAT_RELEASE = {"strategyqa": ("strategyqa_gpt-3.5_positive.json", "strategyqa_gpt-3.5_negative.json")}
 
@@ -121,7 +123,7 @@ def run_chunks(
                     progress(len(part))
                 continue
         found = run(part)
-        write_jsonl(path, found)
+        write_trajectories(path, found)
         out += found
         if progress is not None:
             progress(len(part))
@@ -154,34 +156,53 @@ def claim_folder(out: Path, config: dict[str, Any]) -> None:
     write_json(path, kept)
 
 
-@dataclass
+@dataclass(kw_only=True)  # configs are built with keywords
 class AgentRunConfig:
     """The options ``likra nat eval`` and ``likra nat collect`` share."""
 
-    task: str = "strategyqa"
-    model: str = "smollm2-135m"
-    checkpoint: str | None = None  # a NAT run or step-K; its agent replaces the model
-    template: str | None = None  # default: the checkpoint's, else negative-aware (eval) or none (collect)
-    split: str | None = None
-    limit: int | None = None
-    sample: int | None = None
-    shots: int = 0  # solved examples in the prompt (see likra.nat.demos)
-    demos: str | None = None
-    max_steps: int = 8
-    max_new_tokens: int = 160
-    batch_size: int = 16
-    seed: int = 1234
-    dtype: str = "auto"
-    data_dir: str | None = None
-    corpus: list[str] = field(default_factory=list)
-    search_url: str | None = None
+    task: str = option("strategyqa", AGENT_TASK_HELP)
+    model: str = model_option(DEFAULT_MODEL)
+    checkpoint: str | None = option(None, "A NAT run or step-K: its agent replaces the model.")
+    template: str | None = option(None, "Prompt template (default: the checkpoint's, else negative-aware for "
+                                  "eval, none for collect).")  # fmt: skip
+    split: str | None = option(None, "The problems' split (default: the task's test split; collect: its training "
+                               "split).")  # fmt: skip
+    limit: int | None = option(None, "Only the first N problems.")
+    sample: int | None = option(None, "A seeded sample of N problems.")
+    shots: int = option(0, "Solved examples in the prompt (GSM8K: from its annotations; see likra.nat.demos).")
+    demos: str | None = option(None, "Trajectory file to draw the solved examples from.")
+    max_steps: int = option(8, "Most agent turns per episode.")
+    max_new_tokens: int = option(160, "Longest agent turn in tokens.")
+    batch_size: int = option(16, "Episodes generated together.")
+    seed: int = option(1234, "Seeds --sample and sampling.")
+    dtype: str = option("auto", DTYPE_HELP)
+    data_dir: str | None = data_dir_option()
+    corpus: list[str] = option(factory=list, help="Offline search passages: text or JSONL files, comma-separated.")
+    search_url: str | None = option(None, "An HTTP search service (GET ?q=&k= → JSON list).")
+
+    def check(self) -> None:
+        """Refuse options that cannot work, before any data is read or model loaded."""
+        get_agent_task(self.task)
+        if self.template is not None:
+            check_template(self.template)
+        for name, value in {"--max-steps": self.max_steps, "--max-new-tokens": self.max_new_tokens,
+                            "--batch-size": self.batch_size}.items():  # fmt: skip
+            if value < 1:
+                raise LikraError(f"{name} {value}: must be 1 or more")
+        if self.shots < 0:
+            raise LikraError(f"--shots {self.shots}: must be 0 or more")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AgentEvalConfig(AgentRunConfig):
     """``likra nat eval`` options (split: default the task's test split)."""
 
-    temperature: float = 0.0
+    temperature: float = option(0.0, "Sampling temperature (0: greedy).")
+
+    def check(self) -> None:
+        super().check()
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            raise LikraError(f"--temperature {self.temperature}: must be 0 or more")
 
 
 @dataclass
@@ -204,6 +225,7 @@ def _prepare(config: AgentRunConfig, split: str | None, template: str, skip: Seq
     """Everything an agent run needs, every input checked, before anything is written. ``template`` is the
     fallback when neither the options nor the checkpoint name one; problems whose question is in a ``skip``
     trajectory file are left out before sampling."""
+    config.check()
     task = get_agent_task(config.task)
     problems = load_problems(task, split, config.data_dir)
     if skip:
@@ -240,7 +262,7 @@ def _evaluate_agent(agent: _Agent, config: AgentEvalConfig, out: Path, progress:
 
     with progress(len(agent.problems), "episodes") as advance:
         trajectories = run_chunks(agent.problems, out / "parts", run, progress=advance)
-    write_jsonl(out / "items.jsonl", trajectories)
+    write_trajectories(out / "items.jsonl", trajectories)
     results = {
         "task": task.name,
         "split": config.split or task.default_split,
@@ -254,13 +276,21 @@ def _evaluate_agent(agent: _Agent, config: AgentEvalConfig, out: Path, progress:
     return results
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CollectConfig(AgentRunConfig):
     """``likra nat collect`` options (split: default the task's training split)."""
 
     task: str = "gsm8k"
-    temperatures: list[float] = field(default_factory=lambda: [0.0, 0.7, 1.0])
-    skip: list[str] = field(default_factory=list)  # trajectory files whose questions are not collected on
+    temperatures: list[float] = option(factory=lambda: [0.0, 0.7, 1.0],
+                                       help="Sampling temperatures, comma-separated (0: greedy).")  # fmt: skip
+    skip: list[str] = option(factory=list, help="Trajectory files (comma-separated) whose questions are not "
+                             "collected on.")  # fmt: skip
+
+    def check(self) -> None:
+        super().check()
+        if not self.temperatures or not all(t >= 0 and math.isfinite(t) for t in self.temperatures):
+            shown = ",".join(f"{t:g}" for t in self.temperatures)
+            raise LikraError(f"--temperatures {shown}: give one or more numbers, 0 or more")
 
 
 def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = _no_progress) -> dict[str, Any]:
@@ -302,8 +332,8 @@ def _collect(agent: _Agent, config: CollectConfig, split: str, out: Path, progre
             found += run_chunks(problems, out / f"t-{temperature:g}", run, progress=advance)
     positives = [t for t in found if t.reward]
     negatives = [t for t in found if not t.reward]
-    write_jsonl(out / "positive.jsonl", positives)
-    write_jsonl(out / "negative.jsonl", negatives)
+    write_trajectories(out / "positive.jsonl", positives)
+    write_trajectories(out / "negative.jsonl", negatives)
     summary = {
         "task": task.name,
         "split": split,

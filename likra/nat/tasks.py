@@ -116,6 +116,7 @@ AGENT_TASKS: dict[str, AgentTask] = {
         hub_splits={"train": "train", "dev": "validation"},
     ),
 }
+AGENT_TASK_HELP = ", ".join(AGENT_TASKS) + "."
 
 
 def get_agent_task(name: str) -> AgentTask:

@@ -19,6 +19,7 @@ from likra.errors import LikraError
 from likra.nat.trajectories import Trajectory
 
 TEMPLATES = ("negative-aware", "none", "tags", "graded")
+TEMPLATE_HELP = "negative-aware, none (plain mixing), tags, graded."
 
 TOOL_LINES = {
     "search": "search[query]: looks the query up and returns the most relevant passages.",

@@ -19,10 +19,11 @@ from typing import Any
 from likra.checkpoints import FULL
 from likra.data.pools import normalize_text
 from likra.errors import LikraError
-from likra.models import LoadedModel
-from likra.nat.tasks import get_agent_task, load_problems
-from likra.nat.templates import check_template, encode_trajectory
+from likra.models import DEFAULT_MODEL, LoadedModel
+from likra.nat.tasks import AGENT_TASK_HELP, get_agent_task, load_problems
+from likra.nat.templates import TEMPLATE_HELP, check_template, encode_trajectory
 from likra.nat.trajectories import Trajectory, read_trajectories
+from likra.options import data_dir_option, model_option, option
 from likra.training import LoopConfig, TrainResult, fit
 from likra.version import __version__
 
@@ -30,38 +31,40 @@ AGENT = "agent"  # the LoRA adapter's name (a plain peft folder step-K/agent/)
 ALL_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class NATConfig(LoopConfig):
     """Everything that decides an agent training run; ``likra nat train`` options map one to one."""
 
-    model: str = "smollm2-135m"
-    task: str = "strategyqa"
-    pos: list[str] = field(default_factory=list)  # trajectory files (NAT .json or our .jsonl)
-    neg: list[str] = field(default_factory=list)
-    pos_num: int | None = None  # how many positives (seeded sample; default all)
-    neg_num: int | None = None  # how many negatives (0: positives only)
-    template: str = "negative-aware"
-    full: bool = False  # full fine-tuning instead of a LoRA adapter
-    eval_split: str | None = None  # trajectories of this split's questions are dropped (default: the task's)
-    data_dir: str | None = None
+    model: str = model_option(DEFAULT_MODEL)
+    task: str = option("strategyqa", AGENT_TASK_HELP)
+    pos: list[str] = option(factory=list, help="Successful trajectories: NAT .json or likra .jsonl, comma-separated.")
+    neg: list[str] = option(factory=list, help="Failed trajectories, the same formats.")
+    pos_num: int | None = option(None, "Positives to train on (seeded sample; default all).")
+    neg_num: int | None = option(None, "Negatives to train on (default all; 0: none).")
+    template: str = option("negative-aware", TEMPLATE_HELP)
+    full: bool = option(False, "Full fine-tuning instead of a LoRA adapter.")
+    eval_split: str | None = option(None, "Evaluation split whose questions are dropped (default: the task's).",
+                                    flags=("--split",))  # fmt: skip
+    data_dir: str | None = data_dir_option()
     lr: float = 5e-4
     lora_r: int = 16
     lora_alpha: int = 32
     target_modules: list[str] = field(default_factory=lambda: list(ALL_MODULES))
-    max_length: int = 2048  # longer trajectories keep their beginning
+    max_length: int = option(2048, "Longest trajectory in tokens (it keeps its beginning).")
     # one trajectory per forward pass: packing several into a row costs attention quadratic in the row's length,
     # which for ~500-token trajectories outweighs the saved per-pass overhead (benchmarks/nat_train_speed.py)
     micro_batch_size: int | None = 1
-    save_at: list[int] | None = field(default_factory=list)  # only the end, unless asked
+    save_at: list[int] | None = option(factory=list, help="Trajectory counts to save at, comma-separated (default: "
+                                       "the end).")  # fmt: skip
 
     def check(self) -> None:
         get_agent_task(self.task)
         check_template(self.template)
         if not self.pos:
             raise LikraError("--pos: give at least one file of successful trajectories")
-        for option, value in {"--pos-num": self.pos_num, "--neg-num": self.neg_num}.items():
+        for name, value in {"--pos-num": self.pos_num, "--neg-num": self.neg_num}.items():
             if value is not None and value < 0:
-                raise LikraError(f"{option} {value}: must be 0 or more")
+                raise LikraError(f"{name} {value}: must be 0 or more")
         if self.neg_num and not self.neg:
             raise LikraError(f"--neg-num {self.neg_num}: give the negatives with --neg FILE")
         self.check_loop()

@@ -1,21 +1,20 @@
 """Tool-using episodes: turns with a loss flag, a reward and a score; readers and writers.
 
 Two formats are read: the NAT release's JSON (``conversations``/``info``/``id``/``source``, without the question
-text, joined to a task's problems by id) and our own JSONL (one trajectory per line, as ``write_jsonl`` writes).
+text, joined to a task's problems by id) and our own JSONL (one trajectory per line, as ``write_trajectories`` writes).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from likra import files
 from likra.data.items import RowError, field_of, read_jsonl
 from likra.errors import LikraError
-from likra.files import writing
 from likra.nat.tasks import Problem, read_rows
 
 ROLES = ("assistant", "user")
@@ -146,8 +145,6 @@ def read_trajectories(path: str | Path, problems: Sequence[Problem] = ()) -> lis
     return out
 
 
-def write_jsonl(path: str | Path, trajectories: Sequence[Trajectory]) -> None:
+def write_trajectories(path: str | Path, trajectories: Sequence[Trajectory]) -> None:
     """Write (atomically: a temporary file, then rename) in the format ``read_trajectories`` reads."""
-    with writing(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
-        for trajectory in trajectories:
-            handle.write(json.dumps(asdict(trajectory), ensure_ascii=False) + "\n")
+    files.write_jsonl(path, (asdict(t) for t in trajectories), ensure_ascii=False)

@@ -1,4 +1,4 @@
-"""Base-Likra diagnosed (issue 17): negatives alone (Lbase − L−) at four learning rates and under every length
+"""Base-Likra diagnosed (issue 17): negatives alone (Lbase - L-) at four learning rates and under every length
 normalisation, from stored scores (no model pass), with the exact McNemar p against the base model.
 
     .venv/bin/python results/arc/negbase.py        # from the repository root; writes results/arc/negbase.json

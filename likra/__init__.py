@@ -6,6 +6,7 @@ The Python API behind the ``likra`` command::
     loaded = load_model("smollm2-135m")
     train(loaded, TrainConfig(n=256, negatives="incorrect"), "runs/arc-256")
     result = evaluate(loaded, EvalConfig(task="arc_challenge", checkpoint="runs/arc-256", mode="likra"))
+    scores = Verifier("runs/arc-256").score([{"question": "What do bees make?", "answer": "honey"}])
 """
 
 from likra.errors import LikraError
@@ -13,6 +14,7 @@ from likra.evaluation import EvalConfig, EvalResult, evaluate
 from likra.models import LoadedModel, load_model
 from likra.scoring import LogLikelihood, Scorer
 from likra.training import TrainConfig, TrainResult, train
+from likra.verifier import Verifier, VerifierConfig
 from likra.version import __version__
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "Scorer",
     "TrainConfig",
     "TrainResult",
+    "Verifier",
+    "VerifierConfig",
     "__version__",
     "evaluate",
     "load_model",

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from likra.baselines import BaselineConfig
+from likra.calibration import CalibrationConfig
 from likra.cli_options import config_options
 from likra.cli_output import (
     console,
@@ -42,7 +43,9 @@ from likra.nat.training import NATConfig
 from likra.options import DTYPE_HELP, MODEL_HELP, specs
 from likra.parallel import is_main
 from likra.report import log_command
+from likra.server import ServeConfig
 from likra.training import TrainConfig
+from likra.verifier import VerifierConfig
 
 app = typer.Typer(
     help="Teach language models from negative examples.",
@@ -52,7 +55,7 @@ app = typer.Typer(
 )
 
 # the groups of `likra --help`, as a user thinks of the commands
-EVALUATE, TRAIN, EXPERIMENTS, SETUP = "Evaluate", "Train", "Experiments", "Models and tasks"
+EVALUATE, VERIFY, TRAIN, EXPERIMENTS, SETUP = "Evaluate", "Verify and serve", "Train", "Experiments", "Models and tasks"
 
 # options that are not a config's field: how to load and where to write
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)]
@@ -65,6 +68,8 @@ SeedsOpt = Annotated[int, typer.Option(help="Training runs with seeds 1..S (data
 ModeOpt = Annotated[str, typer.Option(help=specs(EvalConfig)["mode"].help)]
 NegWeightOpt = Annotated[float, typer.Option(help=specs(EvalConfig)["neg_weight"].help)]
 NormOpt = Annotated[str, typer.Option(help=specs(EvalConfig)["norm"].help)]
+ROWS_HELP = "JSONL rows: {id, question, answer} or {id, question, candidates: [...]}."
+BaseModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="The base model (default: the checkpoint's).")]
 # the training fields a curve (and an ablation) exposes; the others keep TrainConfig's defaults
 CURVE_TRAIN = ("model", "task", "negatives", "lr", "hold_out", "data_dir")
 CURVE_HELP = {"task": "The training pool's task (scored on its test split unless --eval-task).",
@@ -106,7 +111,8 @@ def eval_command(
         check_base_model(loaded, config.checkpoint)  # before the progress bar starts
     else:
         loaded = load_model(model, dtype=dtype)
-    with progress_bar(count_requests(requests, config.calibrate), f"scoring {len(requests)} questions") as advance:
+    total = count_requests(requests, config.calibrate, config.p_true)
+    with progress_bar(total, f"scoring {len(requests)} questions") as advance:
         result = evaluate(loaded, config, requests, advance, base)
     print_results(result.results)
     if not is_main():  # under `accelerate launch`, every process holds the gathered results; one writes them
@@ -117,6 +123,70 @@ def eval_command(
     if items_out:
         write_items(items_out, result.items)
         console.print(f"items: {items_out}")
+
+
+@app.command(rich_help_panel=VERIFY)
+@config_options(VerifierConfig)
+def score(
+    config: VerifierConfig,
+    source: Annotated[str, typer.Option("--input", help=ROWS_HELP)],
+    out: Annotated[str, typer.Option(help="JSONL: one line per answer (L+, L-, Lbase, score, rank, p_correct).")],
+    model: BaseModelOpt = None,
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Score your own answers with a checkpoint's heads, each on its own (a verifier); large files stream."""
+    from likra.files import check_outputs
+    from likra.verifier import Verifier, check_rows, score_file
+
+    config.check()
+    check_outputs({"--out": out}, {"--input": source})
+    total = check_rows(source)  # every row checked before the model loads
+    verifier = Verifier(config, model=model, dtype=dtype)
+    with progress_bar(total, f"scoring {total} rows") as advance:
+        written = score_file(verifier, source, out, advance)
+    calibrated = "with p_correct" if verifier.calibration else "no p_correct (see likra calibrate)"
+    console.print(f"{written} answers scored by {config.mode} (w {config.neg_weight:g}, per {config.norm}), "
+                  f"{calibrated}: {out}")  # fmt: skip
+
+
+@app.command(rich_help_panel=VERIFY)
+@config_options(VerifierConfig, skip=("chunk",))
+@config_options(CalibrationConfig, into="calibration")
+def calibrate(
+    config: VerifierConfig,
+    calibration: CalibrationConfig,
+    out: Annotated[str | None, typer.Option(help="Folder for the report (calibration.json, reliability.png).")] = None,
+    model: BaseModelOpt = None,
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Fit the map from a checkpoint's score to P(correct) on a labelled split, stored beside the checkpoint."""
+    from likra.calibration import calibrate as run_calibration
+    from likra.verifier import Verifier
+
+    config.check()
+    verifier = Verifier(config, model=model, dtype=dtype)
+    report = run_calibration(verifier, calibration, out, progress=progress_bar)
+    fitted = report["calibration"]["fitted_on"]
+    console.print(f"{calibration.method} on {fitted['questions']} {fitted['task']} {fitted['split']} questions "
+                  f"({fitted['dropped_trained_on']} left out: the heads were trained on them); ECE on the held-out "
+                  f"half {fitted['ece_before']:.3f} before, {fitted['ece_after']:.3f} after")  # fmt: skip
+    console.print(f"written: {verifier.step}/calibration.json" + (f", {out}/reliability.png" if out else ""))
+
+
+@app.command(rich_help_panel=VERIFY)
+@config_options(VerifierConfig, skip=("chunk",))
+@config_options(ServeConfig, into="serving")
+def serve(config: VerifierConfig, serving: ServeConfig, model: BaseModelOpt = None, dtype: DtypeOpt = "auto") -> None:
+    """Serve a checkpoint as a verifier over HTTP: POST /score (vLLM's shape), POST /get_reward, GET /health, /info."""
+    from likra.server import serve as run_server
+    from likra.verifier import Verifier
+
+    config.check()
+    serving.check()
+    verifier = Verifier(config, model=model, dtype=dtype)
+    console.print(f"serving {verifier.step} ({config.mode}, w {config.neg_weight:g}) on "
+                  f"http://{serving.host}:{serving.port} · POST /score, /get_reward · GET /health, /info")  # fmt: skip
+    run_server(verifier, serving)
 
 
 @app.command(rich_help_panel=TRAIN)
@@ -264,8 +334,9 @@ def demo(
     model: ModelOpt = DEFAULT_MODEL,
     n: Annotated[int, typer.Option("--n", help="Training questions (checkpoints 8, 16, ... on the way).")] = 256,
     sample: Annotated[int, typer.Option(help="Seeded sample of ARC-Challenge test questions to score.")] = 500,
-    data_dir: Annotated[str | None, typer.Option(help=specs(TrainConfig)["data_dir"].help, envvar="LIKRA_DATA_DIR")]
-    = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help=specs(TrainConfig)["data_dir"].help, envvar="LIKRA_DATA_DIR")
+    ] = None,
     dtype: ScoreDtypeOpt = "bfloat16",
 ) -> None:
     """The main job: a Likra learning curve on ARC-Challenge (one seed, 256 questions), printed and reported.
@@ -318,8 +389,11 @@ def ablate(
 
 
 @app.command(rich_help_panel=EXPERIMENTS)
-@config_options(EvalConfig, only=("checkpoint", "task", "split", "limit", "sample", "data_dir"),
-                help={"checkpoint": "A `likra train` folder or step-K/ (scored once, kept in OUT/items.jsonl)."})
+@config_options(
+    EvalConfig,
+    only=("checkpoint", "task", "split", "limit", "sample", "data_dir"),
+    help={"checkpoint": "A `likra train` folder or step-K/ (scored once, kept in OUT/items.jsonl)."},
+)
 def sweep(
     out: Annotated[str, typer.Option(help="Folder for items.jsonl, sweep.csv, sweep.json, sweep.png.")],
     config: EvalConfig,

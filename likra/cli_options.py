@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Callable, Sequence
+from dataclasses import MISSING
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import typer
@@ -75,7 +76,8 @@ def _parameter(spec: Spec, help: str | None) -> inspect.Parameter:
     text = help or spec.help
     if _list_item(spec.type) is None:
         option = typer.Option(*spec.flags, help=text, envvar=spec.envvar)
-        return inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=spec.default,
+        default = inspect.Parameter.empty if spec.default is MISSING else spec.default  # a required option
+        return inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                  annotation=Annotated[spec.type, option])  # fmt: skip
     shown = ",".join(map(str, spec.default or [])) or False  # the default as it would be typed
     option = typer.Option(*spec.flags, help=text, envvar=spec.envvar, show_default=shown)

@@ -72,6 +72,18 @@ def print_metrics(results: dict) -> None:
         for mode, metrics in modes.items():
             table.add_row(mode, *(f"{metrics[n]:.4f}" if n in metrics else "-" for n in names))
         console.print(table)
+    print_verifier(results.get("verifier", {}))
+
+
+def print_verifier(verifier: dict[str, dict[str, float]]) -> None:
+    """Each method as a verifier: options scored on their own, correct against wrong."""
+    if not verifier:
+        return
+    caption = "each option scored on its own; hard: against the base model's most likely wrong option"
+    table = Table("verifier", "AUROC", "hard AUROC", "acc@50%", "acc@80%", caption=caption)
+    for method, m in verifier.items():
+        table.add_row(method, *(f"{m[k]:.4f}" for k in ("auroc", "hard_auroc", "acc_at_50", "acc_at_80")))
+    console.print(table)
 
 
 def mean_table(rows: list[dict], key: str, labels: list[str], title: str) -> Table:

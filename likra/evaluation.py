@@ -29,7 +29,9 @@ from likra.metrics import (
 )
 from likra.models import LoadedModel
 from likra.options import TASK_HELP, data_dir_option, option
+from likra.ptrue import add_ptrue
 from likra.scoring import LogLikelihood, Scorer
+from likra.verifier_metrics import verifier_table
 from likra.version import __version__
 
 T = TypeVar("T")
@@ -43,6 +45,7 @@ class EvalConfig:
     split: str | None = option(None, "Split as in the data (default: the task's test split).")
     limit: int | None = option(None, "Only the first N items, in file order (lm-eval's --limit).")
     sample: int | None = option(None, "A seeded random sample of N items (kept in file order).")
+    subjects: list[str] | None = option(None, "Only questions of these subjects (MMLU's, e.g. college_physics).")
     shots: int = option(0, "Few-shot examples from the training split.")
     seed: int = option(1234, "Seed of the few-shot examples and --sample.")
     data_dir: str | None = data_dir_option()
@@ -55,6 +58,8 @@ class EvalConfig:
                               "base (default: the first of likra, sft, negbase the heads allow).")  # fmt: skip
     neg_weight: float = option(1.0, "w, the negative head's weight.")
     norm: str = option("char", "Headline normalisation: char (acc_norm), byte, token, none (acc).")
+    p_true: bool = option(False, "Also score P(True) of every option (is this answer true? a verifier baseline), "
+                          "under the base model and each head.")  # fmt: skip
 
     def check(self) -> None:
         """Refuse options that cannot work, before any data is read or model pass made."""
@@ -100,6 +105,19 @@ def select_items(items: list[T], limit: int | None, sample: int | None, seed: in
         keep = sorted(random.Random(seed).sample(range(len(items)), sample))
         return [items[i] for i in keep]
     return items
+
+
+def of_subjects(items: list[MCItem], subjects: Sequence[str] | None, task: str) -> list[MCItem]:
+    """The items of ``subjects`` (all of them when None); an unknown subject is refused, naming the known ones."""
+    if not subjects:
+        return items
+    known = sorted({i.meta["subject"] for i in items if "subject" in i.meta})
+    if not known:
+        raise LikraError(f"--subjects: {task} questions have no subject")
+    unknown = [s for s in subjects if s not in known]
+    if unknown:
+        raise LikraError(f"--subjects {','.join(unknown)}: not a subject of {task} (known: {', '.join(known)})")
+    return [i for i in items if i.meta.get("subject") in subjects]
 
 
 def score_requests(
@@ -184,16 +202,19 @@ def score_prefixed(
     return out
 
 
-def count_requests(requests: Sequence[ItemRequests], calibrate: bool = True) -> int:
-    """Requests the progress bar counts (each is scored under every head in the same pass)."""
-    return (2 if calibrate else 1) * sum(len(r.continuations) for r in requests)
+def count_requests(requests: Sequence[ItemRequests], calibrate: bool = True, p_true: bool = False) -> int:
+    """Requests the progress bar counts (each is scored under every head in the same pass; P(True) is two more
+    per option)."""
+    return (2 if calibrate else 1) * sum(len(r.continuations) for r in requests) + (
+        2 * sum(len(r.item.choices) for r in requests) if p_true else 0
+    )
 
 
 def prepare(config: EvalConfig) -> list[ItemRequests]:
     """Read the task and build its requests (no model needed)."""
     config.check()
     task = get_task(config.task)
-    items = load_items(task, config.split, config.data_dir)
+    items = of_subjects(load_items(task, config.split, config.data_dir), config.subjects, task.name)
     items = select_items(items, config.limit, config.sample, config.seed)
     pool: list[MCItem] = []
     if config.shots:
@@ -216,22 +237,22 @@ def evaluate(
     config.check()  # before the scoring, not after it
     if base is not None and not config.checkpoint:
         raise LikraError("--base-items: only with --checkpoint (it replaces the base model's pass)")
-    model, heads, checkpoint = loaded.model, None, None
+    model, checkpoint = loaded.model, None
     if config.checkpoint:
         check_checkpoint(config, read_manifest(config.checkpoint)[1])
         model, checkpoint = load_heads(loaded, config.checkpoint)
-        heads = tuple(checkpoint["heads"]) if base is not None else ("base", *checkpoint["heads"])
     try:
         start = time.perf_counter()
         # under `accelerate launch` each process scores every world-th question; all get every score back
         size = parallel.world()[1]
         local_base = parallel.shard(base) if base is not None else None
         advance = (lambda n: progress(n * size)) if progress is not None and size > 1 else progress
-        if checkpoint is not None and uses_prefix(checkpoint):
-            local = score_prefixed(model, loaded.tokenizer, parallel.shard(requests), config, advance, local_base)
-        else:
-            scorer = Scorer(model, loaded.tokenizer, batch_tokens=config.batch_tokens, heads=heads)
-            local = score_requests(scorer, parallel.shard(requests), advance, config.calibrate, local_base)
+        mine = parallel.shard(requests)
+        local = score_heads(model, loaded.tokenizer, checkpoint, mine, config, advance, local_base)
+        if config.p_true:
+            plain = replace(config, calibrate=False)
+            local = add_ptrue(local, mine, lambda r, p: score_heads(model, loaded.tokenizer, checkpoint, r, plain, p),
+                              advance)  # fmt: skip
         scores = parallel.gather(local)
         seconds = time.perf_counter() - start
     finally:
@@ -268,6 +289,27 @@ def evaluate(
     return EvalResult(results, scores)
 
 
+def score_heads(
+    model: Any,
+    tokenizer: Any,
+    checkpoint: dict[str, Any] | None,
+    requests: Sequence[ItemRequests],
+    config: EvalConfig,
+    progress: Callable[[int], None] | None = None,
+    base: Sequence[ItemScores] | None = None,
+) -> list[ItemScores]:
+    """Score ``requests`` with the base model and, when ``checkpoint`` (its manifest, as ``load_heads`` returns it)
+    is given, the heads it put on ``model``: prefix Likra's one adapter after each kind's line, else every head in
+    one pass (only the heads when ``base`` holds the base model's scores already)."""
+    if checkpoint is not None and uses_prefix(checkpoint):
+        return score_prefixed(model, tokenizer, requests, config, progress, base)
+    heads = None
+    if checkpoint is not None:
+        heads = tuple(checkpoint["heads"]) if base is not None else ("base", *checkpoint["heads"])
+    scorer = Scorer(model, tokenizer, batch_tokens=config.batch_tokens, heads=heads)
+    return score_requests(scorer, requests, progress, config.calibrate, base)
+
+
 def trained_on(checkpoint: dict[str, Any], requests: Sequence[ItemRequests]) -> int:
     """How many evaluation questions the checkpoint's heads were trained on (by id), e.g. ARC-Easy test
     questions under heads trained on the paper's ARC pool: those numbers measure memory, not learning."""
@@ -290,6 +332,7 @@ def summarize_results(
         "metrics": metrics,
         "ci95": intervals,
         "modes": {m: summarize_mode(scores, m, neg_weight)[0] for m in available_modes(scores)},
+        "verifier": verifier_table(scores, neg_weight),  # each option scored on its own: AUROC, ...
     }
 
 
@@ -307,6 +350,7 @@ def _item_problem(item: ItemScores) -> str | None:
              "n_chars": item.n_chars, "n_bytes": item.n_bytes}  # fmt: skip
     lists |= {f"heads.{h}": v for h, v in item.heads.items()}
     lists |= {f"heads_unconditional.{h}": v for h, v in item.heads_unconditional.items()}
+    lists |= {f"p_true.{h}": v for h, v in item.p_true.items()}
     if n == 0:
         return "no log-likelihoods"
     for name, values in lists.items():

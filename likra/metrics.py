@@ -24,13 +24,18 @@ class ItemScores:
     # a checkpoint's trained heads ("positive", "negative"), scored in the same pass as the base model above
     heads: dict[str, list[float]] = field(default_factory=dict)
     heads_unconditional: dict[str, list[float]] = field(default_factory=dict)
+    # P(True) per option (likra.ptrue): log P(" True") - log P(" False"), under "base" and each trained head
+    p_true: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        row = asdict(self)
+        if not self.p_true:  # rows scored without P(True) stay as they were written before it existed
+            del row["p_true"]
+        return row
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> ItemScores:
-        optional = {"heads", "heads_unconditional"}
+        optional = {"heads", "heads_unconditional", "p_true"}
         return cls(**{k: row[k] for k in cls.__dataclass_fields__ if k in row or k not in optional})
 
 
@@ -157,7 +162,8 @@ def combine(score: ItemScores, mode: str, neg_weight: float = 1.0) -> ItemScores
         return [sum(c * table[head][i] for head, c in coefficients.items()) for i in range(len(score.n_chars))]
 
     return replace(
-        score, loglikelihoods=mix(conditional), unconditional=mix(unconditional), heads={}, heads_unconditional={}
+        score, loglikelihoods=mix(conditional), unconditional=mix(unconditional), heads={}, heads_unconditional={},
+        p_true={},
     )
 
 

@@ -63,7 +63,7 @@ def specs(cls: type) -> dict[str, Spec]:
     out = {}
     for f in dataclasses.fields(cls):
         meta = _metadata(cls, f.name)
-        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        default = f.default_factory() if f.default_factory is not MISSING else f.default  # MISSING: required
         out[f.name] = Spec(f.name, hints[f.name], default, meta.get("help", ""), meta.get("flags", ()),
                            meta.get("envvar"))  # fmt: skip
     return out

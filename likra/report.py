@@ -22,8 +22,10 @@ STYLE = {
     "kto_reward": ("KTO reward  Lpolicy \u2212 Lbase", "tab:orange", "--"),
     "prefix": ("prefix Likra  L(a|correct) \u2212 L(a|wrong)", "tab:brown", "-"),
     "prefix_sft": ("prefix, correct line only", "tab:brown", "--"),
+    "sft_ptrue": ("SFT's P(True)", "tab:cyan", "-."),
     "base": ("base model", "black", ":"),
     "base_calibrated": ("base model, calibrated", "gray", ":"),
+    "base_ptrue": ("base model's P(True)", "tab:olive", ":"),
 }
 KIND_COLOURS = {
     "incorrect": "tab:red",
@@ -112,23 +114,42 @@ def plot_curve(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> 
     One panel per evaluation set (``task``/``split`` of the rows), ``title`` above them all."""
     sets = list(dict.fromkeys((r["task"], r["split"]) for r in rows))
     fig, axes = _axes(len(sets))
-    for ax, (task, split) in zip([axes] if len(sets) == 1 else axes, sets, strict=True):
-        by_method: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-        seeds = set()
-        for row in rows:
-            if (row["task"], row["split"]) == (task, split):
-                by_method[row["method"]][row["examples"]].append(row["accuracy"])
-                seeds.add(row["seed"])
-                n = row["n"]
-        levels = {m: mean_band(by_method[m][0])[0] for m in ("base", "base_calibrated") if by_method[m].get(0)}
-        for method, (label, colour, line) in STYLE.items():
-            if method not in levels and by_method.get(method):
-                _band(ax, by_method[method], colour, line, label)
-        _levels(ax, levels)
-        panel = f"{task} {split} · {n} questions · {len(seeds)} seed(s)"
-        _label(ax, panel, EXAMPLES_AXIS, "accuracy (acc_norm; calibrated: acc_calibrated)", True)
+    for ax, eval_set in zip([axes] if len(sets) == 1 else axes, sets, strict=True):
+        _curve_panel(ax, rows, eval_set, "accuracy", "accuracy (acc_norm; calibrated: acc_calibrated)")
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def plot_verifier(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
+    """The verifier curve: AUROC (each option scored on its own, correct against wrong) and hard AUROC (against
+    the base model's most likely wrong option) against examples seen; a panel of each per evaluation set."""
+    sets = list(dict.fromkeys((r["task"], r["split"]) for r in rows))
+    panels = [(s, v) for s in sets for v in ("auroc", "hard_auroc")]
+    fig, axes = _axes(len(panels))
+    for ax, (eval_set, value) in zip(axes, panels, strict=True):
+        name = "AUROC" if value == "auroc" else "hard AUROC (vs the base's most likely wrong option)"
+        _curve_panel(ax, rows, eval_set, value, name)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _curve_panel(ax: Any, rows: Sequence[dict[str, Any]], eval_set: tuple[str, str], value: str, ylabel: str) -> None:
+    """One evaluation set's ``value`` per method against examples, mean and 95% band across seeds."""
+    by_method: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    seeds, n = set(), 0
+    for row in rows:
+        if (row["task"], row["split"]) == eval_set and row.get(value) not in (None, ""):
+            by_method[row["method"]][row["examples"]].append(float(row[value]))
+            seeds.add(row["seed"])
+            n = row["n"]
+    # the base model's rows do not move with examples: flat lines at their 0-example value
+    levels = {m: mean_band(by_x[0])[0] for m, by_x in by_method.items() if m.startswith("base") and by_x.get(0)}
+    for method, (label, colour, line) in STYLE.items():
+        if method not in levels and by_method.get(method):
+            _band(ax, by_method[method], colour, line, label)
+    _levels(ax, levels)
+    panel = f"{eval_set[0]} {eval_set[1]} · {n} questions · {len(seeds)} seed(s)"
+    _label(ax, panel, EXAMPLES_AXIS, ylabel, True)
 
 
 def plot_sweep(
@@ -251,6 +272,8 @@ def plot_grid(summary: dict[str, Any], path: str | Path) -> Path:
 EXPERIMENTS = {
     "curve": ("curve.json", "curve.png", "Learning curves: accuracy against training examples, mean and 95% band "
               "across seeds; calibrated rows are the answer-prior control."),
+    "verifier": ("curve.json", "verifier.png", "The verifier curve: each option scored on its own, AUROC of correct "
+                 "against wrong answers and hard AUROC (against the base model's most likely wrong option)."),
     "ablate": ("ablate.json", "ablate.png", "One Likra curve per kind of negative example."),
     "sweep": ("sweep.json", "sweep.png", "Accuracy against the negative head's weight w."),
     "grid": ("grid.json", "grid.png", "Likra with positive and negative examples counted apart (each head from its own "
@@ -345,6 +368,13 @@ def _tables(name: str, summary: dict[str, Any]) -> list[tuple[str, list[str], li
             tables.append((f"{task} {split}: exact McNemar p of Likra against SFT and calibrated SFT, per seed",
                            *_p_table(part)))  # fmt: skip
         return tables
+    if name == "verifier":
+        tables = []
+        for task, split in dict.fromkeys((r["task"], r["split"]) for r in rows if "auroc" in r):
+            part = [r for r in rows if (r["task"], r["split"]) == (task, split)]
+            for value, what in (("auroc", "AUROC"), ("hard_auroc", "hard AUROC"), ("acc_at_50", "accuracy at 50%")):
+                tables.append((f"{task} {split}: mean {what} across seeds", *_rows_table(part, "method", value)))
+        return tables
     if name == "ablate":
         return [
             ("Likra acc_norm by kind of negative", *_rows_table([r for r in rows if r["method"] == "likra"], "kind"))
@@ -408,7 +438,10 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     places = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())] if folder.is_dir() else []
     # every experiment in the folder or one level down (e.g. DIR/mass/, DIR/sweep/ beside DIR/curve.json)
     found = [
-        (name, place, spec) for name, spec in EXPERIMENTS.items() for place in places if (place / spec[0]).is_file()
+        (name, place, spec)
+        for name, spec in EXPERIMENTS.items()
+        for place in places
+        if (place / spec[0]).is_file() and (name != "verifier" or (place / spec[1]).is_file())  # a curve's second
     ]
     if not found:
         raise LikraError(f"{folder}: no experiment results here (curve.json, ablate.json, sweep.json, mass.json)")
@@ -462,3 +495,17 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     html_path.write_text("\n".join(page))
     md_path.write_text("\n".join(markdown) + "\n")
     return html_path, md_path
+
+
+def plot_reliability(before: dict[str, Any], after: dict[str, Any], path: str | Path, title: str) -> Path:
+    """Reliability diagram: the frequency of correct answers against the mean probability per bin, before
+    (the raw score as log-odds) and after calibration, with the diagonal of perfect calibration."""
+    fig, ax = _axes()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    for name, data, colour in (("before", before, "tab:grey"), ("after", after, "tab:red")):
+        bins = data["bins"]
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], color=colour, marker="o",
+                label=f"{name} (ECE {data['ece']:.3f})")  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    return _finish(fig, ax, path, title, "mean predicted probability", "fraction correct", False)

@@ -69,3 +69,14 @@ def test_heads_only_pass_reuses_stored_base_scores(tmp_path, data_dir, fresh):
         evaluate(fresh(), checkpoint, base=base[:5])
     with pytest.raises(LikraError, match="--base-items: only with --checkpoint"):
         evaluate(fresh(), config, base=base)
+
+
+def test_subjects_keep_only_their_questions_and_an_unknown_one_is_named(data_dir):
+    from likra.evaluation import EvalConfig, prepare
+
+    kept = prepare(EvalConfig(task="mmlu", subjects=["astronomy", "college_physics"], data_dir=str(data_dir)))
+    assert {r.item.meta["subject"] for r in kept} == {"astronomy", "college_physics"} and len(kept) == 152 + 102
+    with pytest.raises(LikraError, match="--subjects astrology: not a subject of mmlu"):
+        prepare(EvalConfig(task="mmlu", subjects=["astrology"], data_dir=str(data_dir)))
+    with pytest.raises(LikraError, match="--subjects: arc_challenge questions have no subject"):
+        prepare(EvalConfig(subjects=["astronomy"], data_dir=str(data_dir)))

@@ -31,7 +31,7 @@ def experiment(tmp_path_factory, tokenizer, tiny_model_dir, data_dir):
 def test_report_embeds_figures_tables_commands_and_environment(experiment):
     html_path, md_path = write_report(experiment)
     page = html_path.read_text()
-    assert page.count("data:image/png;base64,") == 1 and "src='curve.png'" not in page  # self-contained
+    assert page.count("data:image/png;base64,") == 2 and "src='curve.png'" not in page  # self-contained, both figures
     assert "<th>method</th>" in page and "<td>sft_calibrated</td>" in page
     assert "exact McNemar p of Likra" in page and "<td>seed 1 vs sft_calibrated</td>" in page
     assert "likra curve --max-n 8" in page and "12 s" in page
@@ -50,7 +50,7 @@ def test_report_gathers_experiments_in_subfolders(experiment, tmp_path):
     result = likra("sweep", "--items", f"{step},{step}", "--out", str(folder / "sweep"), "--weights", "0,0.5,1")
     assert result.returncode == 0, result.stderr
     page = write_report(folder)[0].read_text()
-    assert page.count("data:image/png;base64,") == 2 and "sweep (sweep/)" in page
+    assert page.count("data:image/png;base64,") == 3 and "sweep (sweep/)" in page
     assert "acc_norm by weight (mean over 2 checkpoint(s))" in page
     assert "likra curve --max-n 8" in page and "likra sweep --items" in page
 

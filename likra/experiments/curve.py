@@ -46,11 +46,19 @@ from likra.data.prompts import ItemRequests
 from likra.errors import LikraError
 from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items
 from likra.files import FolderInUse, claim, write_csv, write_json
-from likra.metrics import ItemScores, available_modes, check_weight, combine, correct, mcnemar_exact
+from likra.metrics import ItemScores, argmax, available_modes, check_weight, mcnemar_exact
 from likra.models import LoadedModel
 from likra.options import option
-from likra.report import plot_curve
+from likra.report import plot_curve, plot_verifier
 from likra.training import TrainConfig, train
+from likra.verifier_metrics import (
+    PTRUE_METHODS,
+    VERIFIER_FIELDS,
+    available_methods,
+    method_scores,
+    option_scores,
+    verifier_metrics,
+)
 
 # method → (scoring mode, metric): the calibrated rows are the control for answer priors
 METHODS: dict[str, tuple[str, str]] = {
@@ -72,7 +80,7 @@ DEFAULT_METHODS = list(LIKRA_METHODS)
 PAIRED = ("sft", "sft_calibrated")
 EVAL_SET = "eval.json"  # in each scores/<task>-<split>/: which questions were scored
 P_FIELDS = [f"p_vs_{m}" for m in (*PAIRED, "likra")]
-CSV_FIELDS = ["task", "split", "method", "examples", "seed", "accuracy", "n", *P_FIELDS]
+CSV_FIELDS = ["task", "split", "method", "examples", "seed", "accuracy", "n", *P_FIELDS, *VERIFIER_FIELDS]
 
 
 @dataclass(kw_only=True)  # configs are built with keywords
@@ -92,6 +100,8 @@ class CurveConfig:
     baseline_lr: float | None = option(None, "DPO/KTO learning rate (default: --lr).")
     beta: float = option(0.1, "DPO/KTO beta (TRL's default 0.1).")
     kto_data: str = option("both", "KTO's examples: both (each question's positive and negative) or negatives.")
+    p_true: bool = option(False, "Also score P(True) (rows base_ptrue, sft_ptrue); stored scores without it are "
+                          "scored again.")  # fmt: skip
 
     def check(self) -> None:
         """Refuse options that cannot work, the training run's included, before any work."""
@@ -131,6 +141,7 @@ class CurveConfig:
             data_dir=self.train.data_dir,
             checkpoint=checkpoint,
             neg_weight=self.neg_weight,
+            p_true=self.p_true,
         )
 
 
@@ -151,7 +162,8 @@ def run_curve(
     title: str | None = None,
 ) -> dict[str, Any]:
     """Train what is missing, score what is missing, and write ``curve.csv``, ``curve.json`` and the figure
-    (``figure``, default ``out/curve.png``: the methods and seeds of ``config``).
+    (``figure``, default ``out/curve.png``: the methods and seeds of ``config``), and the verifier curve in
+    ``out/verifier.png`` (AUROC and hard AUROC against examples).
 
     ``trainer`` trains (float32 is the reference); ``scorer`` scores and may be the same model or a
     bfloat16 copy of it (same weight files, so checkpoints accept it). The outputs cover every evaluation
@@ -163,7 +175,7 @@ def run_curve(
     scores_dir = scores_dir_of(out, config)
     base_path = scores_dir / "base.items.jsonl"
     with claim(scores_dir, wait=True, lock=".base.lock"):  # every piece needs it: wait for whoever scores it
-        if not base_path.is_file():
+        if not done(base_path, config):
             log(f"scoring the base model on {len(requests)} questions")
             write_items(base_path, evaluate(scorer, config.eval_config(), requests).items)
     eval_config = config.eval_config()
@@ -187,13 +199,14 @@ def run_curve(
     write_json(out / "curve.json", summary)
     title = title or f"{config.train.model} · heads trained on the {config.train.task} pool"
     plot_curve(drawn_rows(summary, config), figure or out / "curve.png", title)
+    plot_verifier(drawn_rows(summary, config), out / "verifier.png", title)
     return summary
 
 
 def drawn_rows(summary: dict[str, Any], config: CurveConfig) -> list[dict[str, Any]]:
     """The rows of the methods and seeds ``config`` asks for, and the base model's (``curve.csv`` keeps every
     row scored in the folder)."""
-    drawn = {*config.methods, "base", "base_calibrated"}
+    drawn = {*config.methods, "base", "base_calibrated", *PTRUE_METHODS}  # P(True)'s rows exist where scored
     return [r for r in summary["rows"] if r["method"] in drawn and r["seed"] in config.seeds]
 
 
@@ -258,11 +271,11 @@ def score_checkpoint(
     """Score one checkpoint into ``folder/step-K.items.jsonl`` unless done; ``False`` when another process is
     scoring it (with ``wait``: once it has finished)."""
     items_path = folder / f"step-{examples}.items.jsonl"
-    if items_path.is_file():
+    if done(items_path, config):
         return True
     try:
         with claim(folder, wait=wait, lock=f".step-{examples}.lock"):
-            if items_path.is_file():  # finished by another process meanwhile
+            if done(items_path, config):  # finished by another process meanwhile
                 return True
             log(f"{folder.name}: scoring step-{examples}")
             result = evaluate(scorer, config.eval_config(str(checkpoint)), requests, base=base)
@@ -271,6 +284,11 @@ def score_checkpoint(
     except FolderInUse as busy:
         log(f"{folder.name}: step-{examples} skipped, scored by {busy.holder}")
         return False
+
+
+def done(items_path: Path, config: CurveConfig) -> bool:
+    """Whether ``items_path`` holds what the curve asks for (with --p-true: P(True) too)."""
+    return items_path.is_file() and (not config.p_true or bool(read_items(items_path)[0].p_true))
 
 
 def check_held_out(config: CurveConfig, items: Sequence[MCItem]) -> None:
@@ -312,7 +330,12 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
                 modes = available_modes(points[1][1])
                 methods = {m: spec for m, spec in methods.items() if spec[0] in modes}
             for examples, items in points:
-                hits = {m: _hits(items, mode, metric, neg_weight) for m, (mode, metric) in methods.items()}
+                scored = {m: [option_scores(s, mode, metric, neg_weight) for s in items]
+                          for m, (mode, metric) in methods.items()}  # fmt: skip
+                if not baseline:  # P(True), where it was scored
+                    scored |= {m: method_scores(items, m) for m in PTRUE_METHODS if m in available_methods(items)}
+                hits = {m: [argmax(v) == s.label for v, s in zip(values, items, strict=True)]
+                        for m, values in scored.items()}  # fmt: skip
                 if not baseline and "likra" in hits:
                     likra_hits[seed, examples] = hits["likra"]
                 for method, correct_items in hits.items():
@@ -325,6 +348,7 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
                         "accuracy": sum(correct_items) / len(correct_items),
                         "n": len(correct_items),
                         **dict.fromkeys(P_FIELDS),
+                        **verifier_metrics(items, scored[method]),
                     }
                     if examples > 0 and method == "likra" and all(o in hits for o in PAIRED):
                         for other in PAIRED:
@@ -350,11 +374,3 @@ def stored_steps(folder: Path) -> list[tuple[int, Path]]:
     """The ``step-<k>.items.jsonl`` files in ``folder``, by examples seen."""
     found = [(int(p.name.split(".")[0].removeprefix("step-")), p) for p in folder.glob("step-*.items.jsonl")]
     return sorted(found)
-
-
-def _hits(items: list[ItemScores], mode: str, metric: str, neg_weight: float) -> list[bool]:
-    """Per item, whether ``mode`` under ``metric`` picks the right answer. At 0 examples the heads are the
-    base model, so every mode is the base model (Likra's ratio would be 0 for every choice)."""
-    if not items[0].heads:
-        mode = "base"
-    return correct([combine(s, mode, neg_weight) for s in items], metric)

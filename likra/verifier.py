@@ -1,0 +1,186 @@
+"""Likra as a verifier: any answer to any question scored on its own, no other options seen.
+
+A practitioner's rows (``{"id", "question", "answer"}`` or ``{"id", "question", "candidates": [...]}``) become
+requests in the checkpoint's own prompt format (the one its heads were trained on), are scored by the base model
+and both heads in one pass (``likra.evaluation.score_heads``), and come back one dict per answer: each head's
+log-likelihood, summed and per character, the chosen mode's score, the candidates' rank, and ``p_correct`` when
+the checkpoint holds a calibration (``likra.calibration``). ``score_file`` streams a JSONL file in chunks, so
+memory stays bounded whatever its length.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from likra.calibration import read_calibration
+from likra.checkpoints import load_checkpoint_base, load_heads, read_manifest
+from likra.data import get_task
+from likra.data.items import MCItem, read_jsonl
+from likra.data.prompts import build_requests
+from likra.errors import LikraError
+from likra.evaluation import EvalConfig, check_checkpoint, score_heads
+from likra.files import check_outputs, writing
+from likra.metrics import NORMS, SCORES, ItemScores, combine
+from likra.options import option
+
+HEAD_NAMES = ("base", "positive", "negative")
+
+
+@dataclass(kw_only=True)
+class VerifierConfig:
+    """How a checkpoint scores answers; ``likra score`` options map one to one."""
+
+    checkpoint: str = option(help="A `likra train` folder (its newest checkpoint) or one step-K/.")
+    mode: str = option("likra", "The score: likra (L+ - w·L-), sft (L+), negbase (Lbase - w·L-), posbase, base.")
+    neg_weight: float = option(1.0, "w, the negative head's weight.")
+    norm: str = option("char", "The score's length normalisation: char (per character), byte, token, none (summed).")
+    batch_tokens: int = option(1024, "Padded tokens per forward pass.")
+    chunk: int = option(256, "Rows read and scored together (memory is bounded by one chunk).")
+
+    def check(self) -> None:
+        """Refuse options that cannot work, before the model loads."""
+        if not self.checkpoint:
+            raise LikraError("--checkpoint: give a `likra train` folder or one of its step-K/ folders")
+        EvalConfig(checkpoint=self.checkpoint, mode=self.mode, neg_weight=self.neg_weight, norm=self.norm,
+                   batch_tokens=self.batch_tokens).check()  # fmt: skip
+        if self.chunk < 1:
+            raise LikraError(f"--chunk {self.chunk}: must be 1 or more")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a user's file: a question and its answers (one, or the candidates to rank)."""
+
+    id: str
+    question: str
+    answers: list[str]
+    candidates: bool  # whether the answers are candidates (each output gets its index and rank)
+
+
+def parse_row(row: Any, where: str) -> Row:
+    """A user's row, checked: ``where`` (``FILE:LINE`` or ``request``) starts every error."""
+    if not isinstance(row, dict):
+        raise LikraError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise LikraError(f"{where}: 'question' should be a non-empty string")
+    if ("answer" in row) == ("candidates" in row):
+        raise LikraError(f"{where}: give 'answer' (one) or 'candidates' (a list), not both or neither")
+    answers = row["candidates"] if "candidates" in row else [row["answer"]]
+    if not isinstance(answers, list) or not answers:
+        raise LikraError(f"{where}: 'candidates' should be a non-empty list of strings")
+    for i, answer in enumerate(answers):
+        if not isinstance(answer, str) or not answer.strip():
+            name = f"candidate {i}" if "candidates" in row else "'answer'"
+            raise LikraError(f"{where}: {name} should be a non-empty string")
+    row_id = row.get("id", where)
+    if not isinstance(row_id, str | int) or isinstance(row_id, bool):
+        raise LikraError(f"{where}: 'id' should be a string or a number")
+    return Row(str(row_id), question, list(answers), "candidates" in row)
+
+
+class Verifier:
+    """A checkpoint's heads, loaded once, scoring answers on their own (``Verifier(dir).score(rows)``)."""
+
+    def __init__(self, config: VerifierConfig | str | Path, *, model: str | None = None, dtype: str = "auto"):
+        self.config = config if isinstance(config, VerifierConfig) else VerifierConfig(checkpoint=str(config))
+        self.config.check()
+        self.step, manifest = read_manifest(self.config.checkpoint)
+        check_checkpoint(EvalConfig(checkpoint=self.config.checkpoint, mode=self.config.mode), manifest)
+        self.task = get_task(manifest["task"])  # the prompt format the heads were trained on
+        self.loaded = load_checkpoint_base(self.step, manifest, model, dtype=dtype)
+        self.model, self.manifest = load_heads(self.loaded, self.step)
+        self.calibration = read_calibration(self.step, self.config.mode, self.config.neg_weight, self.config.norm)
+
+    def info(self) -> dict[str, Any]:
+        """What scores: the checkpoint, its base model and task, the mode and weight, the calibration."""
+        return {
+            "checkpoint": str(self.step),
+            "examples_seen": self.manifest.get("examples_seen"),
+            "heads": self.manifest["heads"],
+            "task": self.task.name,
+            "base_model": self.manifest["base_model"]["name"],
+            "mode": self.config.mode,
+            "neg_weight": self.config.neg_weight,
+            "norm": self.config.norm,
+            "calibration": self.calibration.describe() if self.calibration else None,
+        }
+
+    def score(self, rows: Iterable[Row | dict[str, Any]], progress: Callable[[int], None] | None = None) -> list[dict]:
+        """One dict per answer, in row and candidate order (plain dicts are checked as ``parse_row`` does)."""
+        parsed = [r if isinstance(r, Row) else parse_row(r, f"row {i}") for i, r in enumerate(rows, 1)]
+        if not parsed:
+            return []
+        items = [MCItem(r.id, r.question, r.answers, 0) for r in parsed]  # the label is unknown and unused
+        requests = build_requests(self.task, items)
+        config = EvalConfig(task=self.task.name, batch_tokens=self.config.batch_tokens, calibrate=False)
+        scores = score_heads(self.model, self.loaded.tokenizer, self.manifest, requests, config, progress)
+        return [answer for row, item in zip(parsed, scores, strict=True) for answer in self._answers(row, item)]
+
+    def _answers(self, row: Row, item: ItemScores) -> list[dict[str, Any]]:
+        heads = {"base": item.loglikelihoods, **item.heads}
+        combined = SCORES[NORMS[self.config.norm]](combine(item, self.config.mode, self.config.neg_weight))
+        order = sorted(range(len(row.answers)), key=lambda i: -combined[i])
+        out = []
+        for i, answer in enumerate(row.answers):
+            n = max(item.n_chars[i], 1)
+            entry: dict[str, Any] = {"id": row.id}
+            if row.candidates:
+                entry["index"] = i
+            entry |= {
+                "answer": answer,
+                "loglikelihood": {h: heads[h][i] for h in HEAD_NAMES if h in heads},
+                "per_char": {h: heads[h][i] / n for h in HEAD_NAMES if h in heads},
+                "n_chars": item.n_chars[i],
+                "score": combined[i],
+            }
+            if row.candidates:
+                entry["rank"] = order.index(i) + 1
+            if self.calibration is not None:
+                entry["p_correct"] = self.calibration.probability(combined[i])
+            out.append(entry)
+        return out
+
+    def close(self) -> None:
+        """Take the adapters off the base model (``loaded.model`` is the plain model again)."""
+        self.model.unload()
+
+
+def check_rows(path: str | Path) -> int:
+    """Read and check every row (a bad one names file and line) without keeping them: the first pass, before a
+    model loads; returns the number of rows, the progress bar's total."""
+    return sum(1 for _ in read_rows(path))
+
+
+def read_rows(path: str | Path) -> Iterator[Row]:
+    """A user's JSONL rows, checked one by one (a bad row names file and line)."""
+    path = Path(path)
+    for number, row in read_jsonl(path):
+        yield parse_row(row, f"{path}:{number}")
+
+
+def score_file(
+    verifier: Verifier, source: str | Path, out: str | Path, progress: Callable[[int], None] | None = None
+) -> int:
+    """Score every row of ``source`` into ``out`` (JSONL, one line per answer), a chunk at a time; the output
+    appears whole (atomically) at the end, or not at all. Returns the number of answers written."""
+    check_outputs({"--out": out}, {"--input": source})
+    rows, written = read_rows(source), 0
+    with writing(out) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        while chunk := list(itertools.islice(rows, verifier.config.chunk)):
+            share = None if progress is None else _per_row(progress, chunk)
+            for answer in verifier.score(chunk, share):
+                handle.write(json.dumps(answer, ensure_ascii=False) + "\n")
+                written += 1
+    return written
+
+
+def _per_row(progress: Callable[[int], None], chunk: Sequence[Row]) -> Callable[[int], None]:
+    """The scorer reports requests (answers); the bar counts rows: scale one to the other."""
+    answers = sum(len(r.answers) for r in chunk)
+    return lambda n: progress(n * len(chunk) / answers)

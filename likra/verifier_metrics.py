@@ -1,0 +1,105 @@
+"""Verifier metrics from stored scores: how well a score tells correct answers from wrong ones when each answer is
+scored on its own (a benchmark's options are, in this engine: no option sees another). No model is needed.
+
+- ``auroc``: every option of every question pooled, correct against wrong (sklearn's ``roc_auc_score``);
+- ``hard_auroc``: the same on each question's correct option and the base model's most likely wrong one (the
+  paper's "plausible but incorrect" answers);
+- ``acc_at_50``, ``acc_at_80``: accuracy of the picked option on the 50% / 80% of questions where the picked
+  option's score is highest (a verifier that may abstain; selective prediction).
+
+A method is a score per option: a scoring mode under a metric (``likra`` per character, ``sft_calibrated``...,
+as in ``likra.experiments.curve``), or P(True) (``base_ptrue``, ``sft_ptrue``: ``likra.ptrue``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from sklearn.metrics import roc_auc_score
+
+from likra.metrics import SCORES, ItemScores, argmax, available_modes, combine
+
+COVERAGES = {"acc_at_50": 0.5, "acc_at_80": 0.8}
+VERIFIER_FIELDS = ["auroc", "hard_auroc", *COVERAGES]
+# method → (mode, metric); P(True)'s methods → the head whose P(True) it is
+MODE_METHODS: dict[str, tuple[str, str]] = {
+    "base": ("base", "acc_norm"),
+    "base_calibrated": ("base", "acc_calibrated"),
+    "sft": ("sft", "acc_norm"),
+    "sft_calibrated": ("sft", "acc_calibrated"),
+    "likra": ("likra", "acc_norm"),
+    "negbase": ("negbase", "acc_norm"),
+    "posbase": ("posbase", "acc_norm"),
+}
+PTRUE_METHODS = {"base_ptrue": "base", "sft_ptrue": "positive"}
+
+
+def option_scores(item: ItemScores, mode: str, metric: str, neg_weight: float = 1.0) -> list[float]:
+    """One score per option: ``mode``'s combination of the heads under ``metric`` (at 0 examples, the base's)."""
+    return SCORES[metric](combine(item, mode if item.heads else "base", neg_weight))
+
+
+def ptrue_scores(item: ItemScores, head: str) -> list[float]:
+    """P(True)'s log-odds per option under ``head`` ("base" or a trained head)."""
+    return item.p_true[head]
+
+
+def method_scores(items: Sequence[ItemScores], method: str, neg_weight: float = 1.0) -> list[list[float]]:
+    """Every item's option scores under ``method`` (a key of MODE_METHODS or PTRUE_METHODS)."""
+    if method in PTRUE_METHODS:
+        return [ptrue_scores(s, PTRUE_METHODS[method]) for s in items]
+    mode, metric = MODE_METHODS[method]
+    return [option_scores(s, mode, metric, neg_weight) for s in items]
+
+
+def auroc(scores: Sequence[Sequence[float]], labels: Sequence[int]) -> float:
+    """Correct against wrong options, all questions pooled (nan when only one kind is present)."""
+    truth = [int(i == label) for values, label in zip(scores, labels, strict=True) for i in range(len(values))]
+    pooled = [v for values in scores for v in values]
+    return float(roc_auc_score(truth, pooled)) if 0 < sum(truth) < len(truth) else math.nan
+
+
+def hard_pairs(items: Sequence[ItemScores]) -> list[tuple[int, int]]:
+    """Per item, (correct option, the base model's most likely wrong option by per-character likelihood)."""
+    out = []
+    for s in items:
+        base = SCORES["acc_norm"](s)
+        wrong = max((i for i in range(len(base)) if i != s.label), key=lambda i: base[i])
+        out.append((s.label, wrong))
+    return out
+
+
+def hard_auroc(scores: Sequence[Sequence[float]], pairs: Sequence[tuple[int, int]]) -> float:
+    """``auroc`` on each question's correct option and its plausible wrong one only."""
+    kept = [[values[right], values[wrong]] for values, (right, wrong) in zip(scores, pairs, strict=True)]
+    return auroc(kept, [0] * len(kept))
+
+
+def accuracy_at_coverage(scores: Sequence[Sequence[float]], labels: Sequence[int], coverage: float) -> float:
+    """Accuracy on the ``coverage`` share of questions whose picked option scores highest (ties: file order)."""
+    picked = [(values[argmax(values)], argmax(values) == label) for values, label in zip(scores, labels, strict=True)]
+    keep = max(1, math.ceil(coverage * len(picked)))
+    order = sorted(range(len(picked)), key=lambda i: -picked[i][0])[:keep]
+    return sum(picked[i][1] for i in order) / keep
+
+
+def verifier_metrics(items: Sequence[ItemScores], scores: Sequence[Sequence[float]]) -> dict[str, float]:
+    """AUROC, hard AUROC and accuracy at each coverage of ``scores`` (one list per item of ``items``)."""
+    labels = [s.label for s in items]
+    out = {"auroc": auroc(scores, labels), "hard_auroc": hard_auroc(scores, hard_pairs(items))}
+    return out | {name: accuracy_at_coverage(scores, labels, c) for name, c in COVERAGES.items()}
+
+
+def available_methods(items: Sequence[ItemScores]) -> list[str]:
+    """The methods the stored numbers allow: the modes their heads allow (calibrated where the controls were
+    scored), and P(True) where it was scored."""
+    modes = set(available_modes(items))
+    calibrated = all(s.unconditional for s in items)
+    out = [m for m, (mode, metric) in MODE_METHODS.items() if mode in modes and (calibrated or metric == "acc_norm")]
+    return out + [m for m, head in PTRUE_METHODS.items() if items and all(head in s.p_true for s in items)]
+
+
+def verifier_table(items: Sequence[ItemScores], neg_weight: float = 1.0) -> dict[str, dict[str, float]]:
+    """``verifier_metrics`` of every available method."""
+    return {m: verifier_metrics(items, method_scores(items, m, neg_weight)) for m in available_methods(items)}

@@ -16,12 +16,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from likra.experiments.curve import CSV_FIELDS, curve_rows
+from likra.evaluation import read_items
+from likra.experiments.curve import CSV_FIELDS, P_FIELDS, curve_rows, seed_folders, stored_steps
 from likra.files import write_csv
+from likra.metrics import argmax
 from likra.report import mean_band, plot_verifier
+from likra.verifier_metrics import method_scores, verifier_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOWN = ("base", "base_calibrated", "sft", "sft_calibrated", "likra", "negbase", "prefix")
+SHOWN = ("base", "base_calibrated", "sft", "sft_calibrated", "posbase", "likra", "negbase", "prefix")
 STEPS = (0, 64, 256, 1024, 4221)
 
 
@@ -39,10 +42,26 @@ def restore(target: Path) -> None:
                 shutil.copy(path, out)
 
 
+def posbase_rows(scores: Path) -> list[dict]:
+    """L+ - Lbase (the positive head with the base model's preference taken out, as Likra's ratio takes out the
+    negative head's): the control that tells the negative head's part in Likra from the cancelling alone."""
+    rows = []
+    for kind, seed, folder in seed_folders(scores):
+        for examples, path in stored_steps(folder) if kind == "" else []:
+            items = read_items(path)
+            values = method_scores(items, "posbase")
+            hits = [argmax(v) == s.label for v, s in zip(values, items, strict=True)]
+            rows.append({"task": "arc_challenge", "split": "test", "method": "posbase", "examples": examples,
+                         "seed": seed, "accuracy": sum(hits) / len(hits), "n": len(items),
+                         **dict.fromkeys(P_FIELDS), **verifier_metrics(items, values)})  # fmt: skip
+    return rows
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         restore(Path(tmp))
         rows = [r for r in curve_rows(Path(tmp)) if r["task"] == "arc_challenge"]
+        rows += posbase_rows(Path(tmp) / "scores" / "arc_challenge-test")
     here = Path(__file__).resolve().parent
     write_csv(here / "arc.csv", rows, CSV_FIELDS)
     drawn = [r for r in rows if r["method"] in SHOWN]

@@ -22,6 +22,7 @@ STYLE = {
     "kto_reward": ("KTO reward  Lpolicy \u2212 Lbase", "tab:orange", "--"),
     "prefix": ("prefix Likra  L(a|correct) \u2212 L(a|wrong)", "tab:brown", "-"),
     "prefix_sft": ("prefix, correct line only", "tab:brown", "--"),
+    "posbase": ("L+ \u2212 Lbase", "tab:pink", "-"),
     "sft_ptrue": ("SFT's P(True)", "tab:cyan", "-."),
     "base": ("base model", "black", ":"),
     "base_calibrated": ("base model, calibrated", "gray", ":"),

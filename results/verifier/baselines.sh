@@ -14,3 +14,6 @@ for method in dpo kto; do
     [ -f "$keep/$method-step-256.json" ] || $likra eval --checkpoint "$run/step-256" --sample 300 --no-calibrate \
         --dtype float32 --out "$keep/$method-step-256.json"
 done
+# Likra's own step-256 (seed 1, the curve's run) on the same 300 questions, the row to compare with
+[ -f "$keep/likra-step-256.json" ] || $likra eval --checkpoint out/arc/runs/seed-1/step-256 --sample 300 \
+    --no-calibrate --dtype float32 --out "$keep/likra-step-256.json"

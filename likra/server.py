@@ -21,7 +21,7 @@ import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -31,6 +31,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from likra.errors import LikraError
 from likra.options import option
 from likra.verifier import Row, Verifier
+
+T = TypeVar("T", bound=BaseModel)
 
 
 @dataclass(kw_only=True)
@@ -80,7 +82,15 @@ def texts(value: str | list[Any] | None, name: str) -> list[str]:
 
 
 class Busy(Exception):
-    """The queue is full."""
+    """The queue is full (answered 503)."""
+
+
+class Rejected(Exception):
+    """A request answered with ``status`` and a one-line ``message`` (400 malformed JSON, 413 too many answers)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 class Batcher:
@@ -176,24 +186,32 @@ def create_app(verifier: Any, config: ServeConfig | None = None) -> FastAPI:
     info = verifier.info()
     app.state.batcher = batcher
 
+    # every refusal is one exception type answered by one handler, so the endpoints read straight through
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error(exc.status_code, str(exc.detail))  # 404, 405: the same one-line shape as ours
+
+    @app.exception_handler(Rejected)
+    async def rejected(request: Request, exc: Rejected) -> JSONResponse:
+        return error(exc.status, str(exc))
+
+    @app.exception_handler(LikraError)
+    async def invalid(request: Request, exc: LikraError) -> JSONResponse:
+        return error(422, str(exc))
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy) -> JSONResponse:
+        return error(503, "busy: the queue is full, retry later")
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
         return error(500, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
-    async def answers_of(rows: list[Row]) -> list[dict[str, Any]] | JSONResponse:
+    async def answers_of(rows: list[Row]) -> list[dict[str, Any]]:
         count = sum(len(r.answers) for r in rows)
         if count > config.max_answers:
-            return error(413, f"{count} answers in one request; at most {config.max_answers}")
-        try:
-            return await batcher.score(rows)
-        except Busy:
-            return error(503, "busy: the queue is full, retry later")
-        except LikraError as err:
-            return error(422, str(err))
+            raise Rejected(413, f"{count} answers in one request; at most {config.max_answers}")
+        return await batcher.score(rows)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -205,17 +223,9 @@ def create_app(verifier: Any, config: ServeConfig | None = None) -> FastAPI:
         return info
 
     @app.post("/score")
-    async def score(request: Request) -> Any:
+    async def score(request: Request) -> dict[str, Any]:
         body = await parse(request, ScoreRequest)
-        if isinstance(body, JSONResponse):
-            return body
-        try:
-            rows = _score_rows(body)
-        except LikraError as err:
-            return error(422, str(err))
-        found = await answers_of(rows)
-        if isinstance(found, JSONResponse):
-            return found
+        found = await answers_of(_score_rows(body))
         data = [{"index": i, "object": "score", "score": a["score"], "p_correct": a.get("p_correct"),
                  "likra": {k: a[k] for k in ("loglikelihood", "per_char", "n_chars")}}
                 for i, a in enumerate(found)]  # fmt: skip
@@ -223,38 +233,29 @@ def create_app(verifier: Any, config: ServeConfig | None = None) -> FastAPI:
                 "model": body.model or info["checkpoint"], "data": data, "mode": info["mode"]}  # fmt: skip
 
     @app.post("/get_reward")
-    async def reward(request: Request) -> Any:
-        body = await parse(request, RewardRequest)
-        if isinstance(body, JSONResponse):
-            return body
-        try:
-            rows = _reward_rows(body)
-        except LikraError as err:
-            return error(422, str(err))
-        found = await answers_of(rows)
-        if isinstance(found, JSONResponse):
-            return found
+    async def reward(request: Request) -> dict[str, Any]:
+        found = await answers_of(_reward_rows(await parse(request, RewardRequest)))
         rewards = [a.get("p_correct", a["score"]) for a in found]
         return {"rewards": rewards, "scores": [a["score"] for a in found]}
 
     return BodyLimit(app, config.max_body)  # type: ignore[return-value]
 
 
-async def parse(request: Request, model: type[BaseModel]) -> Any:
+async def parse(request: Request, model: type[T]) -> T:
     """The body as ``model``, whatever the Content-Type (clients send JSON as form data too): malformed JSON is
     400, a wrong field 422, each with a one-line message naming the field."""
     try:
         data = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        return error(400, f"malformed JSON ({err})")
+        raise Rejected(400, f"malformed JSON ({err})") from None
     except RecursionError:  # nested deeper than Python's parser goes
-        return error(400, "malformed JSON (nested too deeply)")
+        raise Rejected(400, "malformed JSON (nested too deeply)") from None
     try:
         return model.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        return error(422, f"{where}: {first.get('msg', 'invalid')}")
+        raise Rejected(422, f"{where}: {first.get('msg', 'invalid')}") from None
 
 
 def _score_rows(body: ScoreRequest) -> list[Row]:

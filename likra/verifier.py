@@ -25,8 +25,9 @@ from likra.data.prompts import build_requests
 from likra.errors import LikraError
 from likra.evaluation import EvalConfig, check_checkpoint, score_heads
 from likra.files import check_outputs, writing
-from likra.metrics import NORMS, SCORES, ItemScores, combine
+from likra.metrics import NORMS, ItemScores
 from likra.options import option
+from likra.verifier_metrics import option_scores
 
 HEAD_NAMES = ("base", "positive", "negative")
 
@@ -124,7 +125,7 @@ class Verifier:
 
     def _answers(self, row: Row, item: ItemScores) -> list[dict[str, Any]]:
         heads = {"base": item.loglikelihoods, **item.heads}
-        combined = SCORES[NORMS[self.config.norm]](combine(item, self.config.mode, self.config.neg_weight))
+        combined = option_scores(item, self.config.mode, NORMS[self.config.norm], self.config.neg_weight)
         order = sorted(range(len(row.answers)), key=lambda i: -combined[i])
         out = []
         for i, answer in enumerate(row.answers):

@@ -40,15 +40,10 @@ def option_scores(item: ItemScores, mode: str, metric: str, neg_weight: float = 
     return SCORES[metric](combine(item, mode if item.heads else "base", neg_weight))
 
 
-def ptrue_scores(item: ItemScores, head: str) -> list[float]:
-    """P(True)'s log-odds per option under ``head`` ("base" or a trained head)."""
-    return item.p_true[head]
-
-
 def method_scores(items: Sequence[ItemScores], method: str, neg_weight: float = 1.0) -> list[list[float]]:
     """Every item's option scores under ``method`` (a key of MODE_METHODS or PTRUE_METHODS)."""
-    if method in PTRUE_METHODS:
-        return [ptrue_scores(s, PTRUE_METHODS[method]) for s in items]
+    if method in PTRUE_METHODS:  # P(True)'s log-odds under the method's head
+        return [s.p_true[PTRUE_METHODS[method]] for s in items]
     mode, metric = MODE_METHODS[method]
     return [option_scores(s, mode, metric, neg_weight) for s in items]
 

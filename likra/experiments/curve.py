@@ -52,6 +52,7 @@ from likra.options import option
 from likra.report import plot_curve, plot_verifier
 from likra.training import TrainConfig, train
 from likra.verifier_metrics import (
+    MODE_METHODS,
     PTRUE_METHODS,
     VERIFIER_FIELDS,
     available_methods,
@@ -60,15 +61,9 @@ from likra.verifier_metrics import (
     verifier_metrics,
 )
 
-# method → (scoring mode, metric): the calibrated rows are the control for answer priors
-METHODS: dict[str, tuple[str, str]] = {
-    "base": ("base", "acc_norm"),
-    "base_calibrated": ("base", "acc_calibrated"),
-    "sft": ("sft", "acc_norm"),
-    "sft_calibrated": ("sft", "acc_calibrated"),
-    "likra": ("likra", "acc_norm"),
-    "negbase": ("negbase", "acc_norm"),
-}
+# method → (scoring mode, metric), as the verifier metrics name them: the calibrated rows are the control for answer
+# priors (posbase, L+ - Lbase, is not one of the curve's)
+METHODS: dict[str, tuple[str, str]] = {m: spec for m, spec in MODE_METHODS.items() if m != "posbase"}
 # a baseline's rows, from its policy scored as the positive head
 BASELINE_MODES = {"": ("sft", "acc_norm"), "_reward": ("posbase", "acc_norm")}
 # prefix Likra's rows: its adapter after the "correct" line stands for L+, after the "wrong" line for L-
@@ -333,7 +328,8 @@ def curve_rows(out: Path, neg_weight: float = 1.0) -> list[dict[str, Any]]:
                 scored = {m: [option_scores(s, mode, metric, neg_weight) for s in items]
                           for m, (mode, metric) in methods.items()}  # fmt: skip
                 if not baseline:  # P(True), where it was scored
-                    scored |= {m: method_scores(items, m) for m in PTRUE_METHODS if m in available_methods(items)}
+                    present = available_methods(items)
+                    scored |= {m: method_scores(items, m) for m in PTRUE_METHODS if m in present}
                 hits = {m: [argmax(v) == s.label for v, s in zip(values, items, strict=True)]
                         for m, values in scored.items()}  # fmt: skip
                 if not baseline and "likra" in hits:

@@ -31,10 +31,5 @@ science=astronomy,college_biology,college_chemistry,college_physics,conceptual_p
 [ -f "$keep/mmlu-science.json" ] || $likra eval --checkpoint "$ckpt" --task mmlu --subjects "$science" \
     --sample 500 --dtype float32 --out "$keep/mmlu-science.json"
 
-# 5. P(True) beside the other verifiers: seed 1's checkpoint at 1024 examples on a seeded 300 of ARC-Challenge test
-#    (the eval also gives the base model's P(True) and every other method on those questions). At every checkpoint:
-#    likra curve ... --p-true (it scores the stored checkpoints again, with P(True)); not run on this machine.
-for k in 1024; do
-    [ -f "$keep/ptrue-step-$k.json" ] || $likra eval --checkpoint "out/arc/runs/seed-1/step-$k" --p-true \
-        --sample 300 --dtype float32 --out "$keep/ptrue-step-$k.json"
-done
+# 5. P(True) beside the other verifiers, and DPO's and KTO's rewards, at every checkpoint of seed 1 on a seeded 300 of
+#    ARC-Challenge test: results/verifier/steps.sh (its P(True) eval at 1024 examples was this step's)

@@ -15,6 +15,7 @@ from likra.checkpoints import HEADS, PREFIX_HEAD, load_heads, read_manifest, use
 from likra.data import build_requests, get_task, load_items
 from likra.data.items import MCItem
 from likra.data.prompts import TARGET_DELIMITER, ItemRequests, with_prefix
+from likra.data.tasks import SAMPLERS
 from likra.errors import LikraError
 from likra.files import write_jsonl
 from likra.metrics import (
@@ -47,9 +48,15 @@ class EvalConfig:
     sample: int | None = option(None, "A seeded random sample of N items (kept in file order).")
     subjects: list[str] | None = option(None, "Only questions of these subjects (MMLU's, e.g. college_physics).")
     shots: int = option(0, "Few-shot examples from the training split.")
+    fewshot_sampler: str | None = option(None, "first_n (the first K of the few-shot split, of the same subject: "
+                                         "every question gets the same shots, a shared prefix scored once) or "
+                                         "random (seeded per question); default: the task's (MMLU's first_n, "
+                                         "the others' random).")  # fmt: skip
     seed: int = option(1234, "Seed of the few-shot examples and --sample.")
     data_dir: str | None = data_dir_option()
     batch_tokens: int = option(1024, "Padded tokens per forward pass.")
+    shared_prefix: int = option(128, "Contexts sharing a prefix of this many tokens or more (MMLU's shots) compute "
+                                "it once; 0: never (same numbers, slower).")  # fmt: skip
     # ~40% more scoring at 0 shots
     calibrate: bool = option(True, "Also score each answer after a bare 'Answer:' (acc_calibrated).")
     checkpoint: str | None = option(None, "A `likra train` folder or its step-K/: score its heads beside the base "
@@ -65,6 +72,10 @@ class EvalConfig:
         """Refuse options that cannot work, before any data is read or model pass made."""
         if self.batch_tokens <= 0:
             raise LikraError(f"--batch-tokens {self.batch_tokens}: must be positive")
+        if self.shared_prefix < 0:
+            raise LikraError(f"--shared-prefix {self.shared_prefix}: must be 0 or more")
+        if self.fewshot_sampler not in (None, *SAMPLERS):
+            raise LikraError(f"--fewshot-sampler {self.fewshot_sampler}: not one of {', '.join(SAMPLERS)}")
         if self.mode is not None:
             check_mode(self.mode)
         if self.mode not in (None, "base") and not self.checkpoint:
@@ -177,6 +188,12 @@ def score_requests(
     return out
 
 
+def engine(model: Any, tokenizer: Any, config: EvalConfig, heads: Sequence[str] | None) -> Scorer:
+    """The scoring engine under ``heads`` with the evaluation's batch size and prefix sharing."""
+    return Scorer(model, tokenizer, batch_tokens=config.batch_tokens, shared_prefix_from=config.shared_prefix,
+                  heads=heads)  # fmt: skip
+
+
 def score_prefixed(
     model: Any,
     tokenizer: Any,
@@ -190,9 +207,9 @@ def score_prefixed(
     passes = 2 if base is not None else 3
     share = (lambda n: progress(n / passes)) if progress is not None else None
     if base is None:
-        plain = Scorer(model, tokenizer, batch_tokens=config.batch_tokens, heads=("base",))
+        plain = engine(model, tokenizer, config, ("base",))
         base = score_requests(plain, requests, share, config.calibrate)
-    adapter = Scorer(model, tokenizer, batch_tokens=config.batch_tokens, heads=(PREFIX_HEAD,))
+    adapter = engine(model, tokenizer, config, (PREFIX_HEAD,))
     kinds = {k: score_requests(adapter, with_prefix(requests, k), share, config.calibrate, base) for k in HEADS}
     out = []
     for i, b in enumerate(base):
@@ -214,6 +231,8 @@ def prepare(config: EvalConfig) -> list[ItemRequests]:
     """Read the task and build its requests (no model needed)."""
     config.check()
     task = get_task(config.task)
+    if config.fewshot_sampler:
+        task = replace(task, fewshot_sampler=config.fewshot_sampler)
     items = of_subjects(load_items(task, config.split, config.data_dir), config.subjects, task.name)
     items = select_items(items, config.limit, config.sample, config.seed)
     pool: list[MCItem] = []
@@ -306,7 +325,7 @@ def score_heads(
     heads = None
     if checkpoint is not None:
         heads = tuple(checkpoint["heads"]) if base is not None else ("base", *checkpoint["heads"])
-    scorer = Scorer(model, tokenizer, batch_tokens=config.batch_tokens, heads=heads)
+    scorer = engine(model, tokenizer, config, heads)
     return score_requests(scorer, requests, progress, config.calibrate, base)
 
 

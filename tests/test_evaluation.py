@@ -80,3 +80,25 @@ def test_subjects_keep_only_their_questions_and_an_unknown_one_is_named(data_dir
         prepare(EvalConfig(task="mmlu", subjects=["astrology"], data_dir=str(data_dir)))
     with pytest.raises(LikraError, match="--subjects: arc_challenge questions have no subject"):
         prepare(EvalConfig(subjects=["astronomy"], data_dir=str(data_dir)))
+
+
+def test_fewshot_sampler_gives_every_question_the_same_shots_or_its_own(data_dir):
+    from likra.evaluation import EvalConfig, prepare
+
+    def shots(**options) -> list[str]:
+        requests = prepare(EvalConfig(limit=5, shots=3, data_dir=str(data_dir), **options))
+        return [r.contexts[0][: -len(f"Question: {r.item.question}\nAnswer:")] for r in requests]
+
+    first_n = shots(fewshot_sampler="first_n")
+    assert len(set(first_n)) == 1 and first_n[0].count("Question: ") == 3  # ARC's first 3 train questions
+    assert len(set(shots())) == 5 and shots() == shots(fewshot_sampler="random")  # ARC's default: per question
+    mmlu = prepare(EvalConfig(task="mmlu", subjects=["astronomy"], limit=3, shots=2, fewshot_sampler="random",
+                              data_dir=str(data_dir)))  # fmt: skip
+    dev = [line for line in (data_dir / "mmlu" / "mmlu_dev.jsonl").open() if '"astronomy"' in line]
+    assert len({r.contexts[0].split("Question: ")[1] for r in mmlu}) > 1  # MMLU's default first_n overridden
+    shot_questions = [q.split("\n")[0][:30] for r in mmlu for q in r.contexts[0].split("Question: ")[1:3]]
+    assert all(q in "".join(dev) for q in shot_questions)  # still from the question's own subject
+    with pytest.raises(LikraError, match="--fewshot-sampler last: not one of first_n, random"):
+        prepare(EvalConfig(fewshot_sampler="last", data_dir=str(data_dir)))
+    with pytest.raises(LikraError, match="--shared-prefix -1: must be 0 or more"):
+        prepare(EvalConfig(shared_prefix=-1, data_dir=str(data_dir)))

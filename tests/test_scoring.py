@@ -25,6 +25,19 @@ PAIRS = [
 ]
 
 
+# MMLU's layout: a subject line and solved examples shared by every question of a subject (~300 tokens here),
+# then the question and its choices; two subjects, and one request that shares nothing (a group must save a
+# batch's worth of tokens: 5 x ~290 shared tokens here)
+SHOTS = "".join(f"Question: What is {i} plus {i}?\nAnswer: {2 * i}\n\n" for i in range(16))
+SHARED = [
+    (f"The following are questions about {subject}.\n\n{SHOTS}Question: {question}\nAnswer:", choice)
+    for subject in ("sums", "arithmetic")
+    for question in ("What is 7 plus 7?", "What is seven plus seven, in words?", "And 12 plus 12?", "12+12?",
+                     "What do you get when you add 7 to itself?", "Seven and seven make?")
+    for choice in (" 14", " fourteen", " 24 or so")
+] + [("Question: Which gas do plants take in?\nAnswer:", " carbon dioxide")]
+
+
 def lm_eval_reference(model, tokenizer, pairs, batch_size=1):
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
@@ -69,7 +82,7 @@ def test_shared_context_is_encoded_once(tiny_model, tokenizer):
     scorer = Scorer(tiny_model, tokenizer)
     calls = []
     original = scorer._forward
-    scorer._forward = lambda batch: calls.append([len(r.continuations) for r in batch]) or original(batch)
+    scorer._forward = lambda batch, prefix=None: calls.append([len(r.continuations) for r in batch]) or original(batch)
     scorer.loglikelihoods(PAIRS[:4])
     assert calls == [[4]]
 
@@ -88,25 +101,30 @@ def test_long_context_is_truncated_on_the_left(tiny_model, tokenizer):
     assert value.logprob == pytest.approx(reference.logprob, abs=1e-4)  # both see the last 511 tokens
 
 
-@pytest.mark.parametrize("two_phase_from", [10_000, 1])
-def test_sliding_window_models_get_their_own_mask(tokenizer, two_phase_from):
-    """A model mixing sliding-window and full attention (Gemma-3) scores as in a plain forward pass."""
+def tiny_gemma(vocab_size: int, sliding_window: int, max_positions: int = 512):
+    """A random two-layer Gemma-3: one sliding-window layer, one full-attention layer."""
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     torch.manual_seed(0)
     config = Gemma3TextConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
         head_dim=16,
-        sliding_window=8,
+        sliding_window=sliding_window,
         layer_types=["sliding_attention", "full_attention"],
-        max_position_embeddings=512,
+        max_position_embeddings=max_positions,
     )
-    model = Gemma3ForCausalLM(config).eval()
+    return Gemma3ForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("two_phase_from", [10_000, 1])
+def test_sliding_window_models_get_their_own_mask(tokenizer, two_phase_from):
+    """A model mixing sliding-window and full attention (Gemma-3) scores as in a plain forward pass."""
+    model = tiny_gemma(len(tokenizer), sliding_window=8)
     context = "one two three four five six seven eight nine ten eleven twelve"
     choices = [" thirteen fourteen", " and so on until the end"]
     scorer = Scorer(model, tokenizer, batch_tokens=1, two_phase_from=two_phase_from)
@@ -137,7 +155,7 @@ def test_many_answers_after_one_context_are_split_into_bounded_rows(tiny_model, 
     scorer = Scorer(tiny_model, tokenizer, batch_tokens=512)
     lengths = []
     original = scorer._forward
-    scorer._forward = lambda batch: lengths.extend(r.length for r in batch) or original(batch)
+    scorer._forward = lambda batch, prefix=None: lengths.extend(r.length for r in batch) or original(batch)
     values = scorer.loglikelihoods(pairs)
     assert len(lengths) > 10 and max(lengths) <= 2 + scorer.row_answer_tokens
     reference = Scorer(tiny_model, tokenizer, batch_tokens=100_000).loglikelihoods(pairs)
@@ -168,3 +186,35 @@ def test_one_pass_scores_every_head_as_separate_runs_would(tokenizer, options):
         base = Scorer(model, tokenizer, **options).loglikelihoods(PAIRS)
     assert [v.logprob for v in mixed["base"]] == pytest.approx([v.logprob for v in base], abs=1e-5)
     assert [v.logprob for v in mixed["positive"]] != pytest.approx([v.logprob for v in base], abs=1e-3)
+
+
+@pytest.mark.parametrize("options", [{}, {"batch_tokens": 1}], ids=["packed-batches", "one-row-batches"])
+def test_shared_prefix_is_computed_once_with_the_same_numbers(tiny_model, tokenizer, options):
+    """Contexts sharing a long prefix: it runs once per group, and every number is what the request gets alone
+    (lm-eval's, and ours without prefix groups)."""
+    scorer = Scorer(tiny_model, tokenizer, **options)
+    prefixes = []
+    original = scorer._prefix_cache
+    scorer._prefix_cache = lambda ids: prefixes.append(len(ids)) or original(ids)
+    ours = scorer.loglikelihoods(SHARED)
+    assert len(prefixes) == 2 and min(prefixes) > 250  # one per subject; the lone question runs as before
+    plain = Scorer(tiny_model, tokenizer, shared_prefix_from=0, **options).loglikelihoods(SHARED)
+    assert [v.logprob for v in ours] == pytest.approx([v.logprob for v in plain], abs=1e-4)
+    assert [v.greedy for v in ours] == [v.greedy for v in plain]
+    reference = lm_eval_reference(tiny_model, tokenizer, SHARED[::4])
+    assert [v.logprob for v in ours[::4]] == pytest.approx([logprob for logprob, _ in reference], abs=1e-4)
+
+
+def test_shared_prefix_under_every_head_and_sliding_windows(tokenizer):
+    """A head's prefix cache is its own (LoRA changes the keys), and sliding-window layers see only their window
+    of the prefix."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj"], init_lora_weights=False)
+    model = get_peft_model(tiny_gemma(len(tokenizer), sliding_window=64), lora, adapter_name="positive").eval()
+    heads = ("base", "positive")
+    shared = Scorer(model, tokenizer, heads=heads).loglikelihoods_by_head(SHARED)
+    plain = Scorer(model, tokenizer, heads=heads, shared_prefix_from=0).loglikelihoods_by_head(SHARED)
+    for head in heads:
+        assert [v.logprob for v in shared[head]] == pytest.approx([v.logprob for v in plain[head]], abs=1e-4)
+    assert [v.logprob for v in shared["positive"]] != pytest.approx([v.logprob for v in shared["base"]], abs=1e-3)

@@ -58,15 +58,14 @@ def example_text(item: MCItem, style: str) -> str:
 
 
 def sample_shots(item: MCItem, pool: Sequence[MCItem], k: int, seed: int, sampler: str) -> list[MCItem]:
-    """``k`` solved examples for ``item``: seeded per item, so a question gets the same shots whatever the
-    ``--limit`` or order; never the item itself."""
+    """``k`` solved examples for ``item`` from ``pool`` (its subject's): seeded per item, so a question gets the
+    same shots whatever the ``--limit`` or order; never the item itself."""
     if k == 0:
         return []
-    if sampler == "first_n":  # lm-eval's MMLU: the first k dev questions of the same subject
-        same = [p for p in pool if p.meta.get("subject") == item.meta.get("subject") and p.id != item.id]
-        candidates = same[:k]
+    others = [p for p in pool if p.id != item.id]
+    if sampler == "first_n":  # lm-eval's MMLU: the first k dev questions (of the subject: see build_requests)
+        candidates = others[:k]
     else:
-        others = [p for p in pool if p.id != item.id]
         candidates = random.Random(f"{seed}:{item.id}").sample(others, min(k, len(others)))
     if len(candidates) < k:
         raise LikraError(f"--shots {k}: the few-shot pool has only {len(candidates)} examples for item {item.id}")
@@ -83,14 +82,12 @@ def build_requests(
     """Requests for every item: few-shot examples joined by a blank line, then the item (lm-eval's layout)."""
     if shots < 0:
         raise LikraError(f"--shots {shots}: must be 0 or more")
-    by_subject: dict[object, list[MCItem]] = defaultdict(list)
-    if task.fewshot_sampler == "first_n":
-        for p in pool:
-            by_subject[p.meta.get("subject")].append(p)
+    by_subject: dict[object, list[MCItem]] = defaultdict(list)  # shots come from the question's own subject
+    for p in pool:
+        by_subject[p.meta.get("subject")].append(p)
     out = []
     for item in items:
-        candidates = by_subject[item.meta.get("subject")] if by_subject else pool
-        examples = sample_shots(item, candidates, shots, seed, task.fewshot_sampler)
+        examples = sample_shots(item, by_subject[item.meta.get("subject")], shots, seed, task.fewshot_sampler)
         prefix = task.description(item) if task.description else ""
         prefix += "".join(example_text(e, task.style) + FEWSHOT_DELIMITER for e in examples)
         pairs = choice_pairs(item, task.style)

@@ -101,6 +101,9 @@ def mmlu_description(item: MCItem) -> str:
 # --- task specs -------------------------------------------------------------------------------------
 
 
+SAMPLERS = ("first_n", "random")  # how a question's few-shot examples are drawn (likra.data.prompts.sample_shots)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """How to find, read and prompt one benchmark.
@@ -119,7 +122,7 @@ class TaskSpec:
     style: str
     hub: tuple[str, str | None]  # datasets.load_dataset(path, name)
     hub_splits: dict[str, str]
-    fewshot_sampler: str = "random"  # or "first_n" (same subject, in file order: lm-eval's MMLU)
+    fewshot_sampler: str = "random"  # one of SAMPLERS: "first_n" (same subject, in file order) is lm-eval's MMLU
     description: Callable[[MCItem], str] | None = None
 
 

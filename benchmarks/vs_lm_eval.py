@@ -9,6 +9,8 @@ with lm-eval's own `arc_challenge` prompt). Model loading is outside both timing
   and the ratio of wall times.
 * K-shot, first M questions: lm-eval builds its few-shot contexts; the very (context, continuation)
   requests it logged are scored through `likra.Scorer`; same comparison.
+* K-shot, first M questions, likra alone: per-question shots (ARC's default) against the same shots for every
+  question (`--fewshot-sampler first_n`), whose shared prefix is scored once.
 
 Usage (about 10 minutes on 2 CPU cores with the defaults):
     python benchmarks/vs_lm_eval.py --data-dir ../shared/data [--n0 100 --nk 20 --shots 25] [--json out.json]
@@ -129,7 +131,18 @@ def main() -> None:
         "speedup": lm_seconds / ours_seconds,
     }
 
-    z, k = report["zero_shot"], report["k_shot"]
+    # --- K-shot, the same shots for every question (--fewshot-sampler first_n) against per-question shots ----
+    timings = {}
+    for sampler in ("random", "first_n"):
+        shot_config = replace(config, limit=args.nk, shots=args.shots, fewshot_sampler=sampler)
+        start = time.perf_counter()
+        evaluate(loaded, shot_config)
+        timings[sampler] = time.perf_counter() - start
+    report["k_shot_first_n"] = {"shots": args.shots, "n": args.nk, "likra_seconds_random": timings["random"],
+                                "likra_seconds_first_n": timings["first_n"],
+                                "speedup": timings["random"] / timings["first_n"]}  # fmt: skip
+
+    z, k, f = report["zero_shot"], report["k_shot"], report["k_shot_first_n"]
     print(f"\n0-shot, first {z['n']} ARC-Challenge test questions (float32, {report['threads']} threads)")
     print(f"  largest |Δ log-likelihood| per choice: {z['max_abs_diff']:.2e}   same items: {z['ids_match']}")
     print(f"  acc      lm-eval {z['lm_eval']['acc']:.4f}   likra {z['likra']['acc']:.4f}")
@@ -149,6 +162,9 @@ def main() -> None:
     print(
         f"  wall: lm-eval {k['lm_eval_seconds']:.1f} s, likra {k['likra_seconds']:.1f} s → {k['speedup']:.2f}x faster"
     )
+    print(f"{f['shots']}-shot, first {f['n']} questions, likra with the same shots for every question (first_n)")
+    print(f"  wall: per-question shots {f['likra_seconds_random']:.1f} s, first_n {f['likra_seconds_first_n']:.1f} s "
+          f"→ {f['speedup']:.2f}x faster (the shared prefix scored once)")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 

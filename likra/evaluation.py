@@ -55,7 +55,7 @@ class EvalConfig:
     seed: int = option(1234, "Seed of the few-shot examples and --sample.")
     data_dir: str | None = data_dir_option()
     batch_tokens: int = option(1024, "Padded tokens per forward pass.")
-    shared_prefix: int = option(128, "Contexts sharing a prefix of this many tokens or more (MMLU's shots) compute "
+    shared_prefix: int = option(32, "Contexts sharing a prefix of this many tokens or more (MMLU's shots) compute "
                                 "it once; 0: never (same numbers, slower).")  # fmt: skip
     # ~40% more scoring at 0 shots
     calibrate: bool = option(True, "Also score each answer after a bare 'Answer:' (acc_calibrated).")

@@ -172,7 +172,7 @@ class Scorer:
         batch_tokens: int = 1024,
         max_length: int | None = None,
         two_phase_from: int = 256,
-        shared_prefix_from: int = 128,
+        shared_prefix_from: int = 32,
         prefix_token_id: int | None = None,
         heads: Sequence[str] | None = None,
     ) -> None:

@@ -218,3 +218,23 @@ def test_shared_prefix_under_every_head_and_sliding_windows(tokenizer):
     for head in heads:
         assert [v.logprob for v in shared[head]] == pytest.approx([v.logprob for v in plain[head]], abs=1e-4)
     assert [v.logprob for v in shared["positive"]] != pytest.approx([v.logprob for v in shared["base"]], abs=1e-3)
+
+
+def test_real_mmlu_rows_keep_their_own_tokens(tiny_model, tokenizer, data_dir):
+    """MMLU 5-shot: each subject's shots form one group, and every request scores as it does alone."""
+    from likra.evaluation import EvalConfig, prepare
+
+    requests = prepare(EvalConfig(task="mmlu", subjects=["management", "medical_genetics"], shots=5,
+                                  data_dir=str(data_dir)))  # fmt: skip
+    requests = [r for r in requests if r.item.meta["subject"] == "management"][:12] + [
+        r for r in requests if r.item.meta["subject"] == "medical_genetics"][:12]  # fmt: skip
+    pairs = [(c, x) for r in requests for c, x in zip(r.contexts, r.continuations, strict=True)]
+    scorer = Scorer(tiny_model, tokenizer)
+    prefixes = []
+    original = scorer._prefix_cache
+    scorer._prefix_cache = lambda ids: prefixes.append(len(ids)) or original(ids)
+    ours = scorer.loglikelihoods(pairs)
+    assert len(prefixes) == 2 and min(prefixes) > 100
+    plain = Scorer(tiny_model, tokenizer, shared_prefix_from=0).loglikelihoods(pairs)
+    assert [v.logprob for v in ours] == pytest.approx([v.logprob for v in plain], abs=1e-4)
+    assert [v.n_tokens for v in ours] == [v.n_tokens for v in plain]

@@ -22,6 +22,7 @@ from likra.cli_output import (
     err_console,
     log,
     mean_table,
+    nat_curve_table,
     print_agent_metrics,
     print_comparison,
     print_grid,
@@ -38,6 +39,7 @@ from likra.evaluation import EvalConfig
 from likra.experiments.curve import CurveConfig
 from likra.experiments.grid import GridConfig
 from likra.models import DEFAULT_MODEL
+from likra.nat.curve import NATCurveConfig
 from likra.nat.runs import AgentEvalConfig, CollectConfig
 from likra.nat.training import NATConfig
 from likra.options import DTYPE_HELP, MODEL_HELP, specs
@@ -631,6 +633,35 @@ def nat_compare(
     if csv_out:
         write_csv(csv_out, rows, CSV_COLUMNS)
         console.print(f"written: {csv_out}")
+
+
+NAT_CURVE_HELP = {"pos_num": "Positives in every run (a seeded sample; default all).",
+                  "seed": "Seeds --sample (the problems scored) and sampling."}  # fmt: skip
+
+
+@nat_app.command("curve")
+@config_options(NATCurveConfig, skip=("train", "eval"))
+@config_options(NATConfig, into="train", help=NAT_CURVE_HELP, only=(
+    "task", "model", "pos", "neg", "pos_num", "lr", "epochs", "batch_size", "bf16", "max_length", "eval_split",
+    "data_dir"))  # fmt: skip
+@config_options(AgentEvalConfig, into="eval", help=NAT_CURVE_HELP, only=(
+    "limit", "sample", "seed", "max_steps", "max_new_tokens", "dtype", "corpus", "search_url"))  # fmt: skip
+def nat_curve(
+    out: Annotated[str, typer.Option(help="Folder: runs/<run>/ (checkpoints, eval/), curve.csv, .json, .png.")],
+    config: NATCurveConfig,
+    train: NATConfig,
+    eval: AgentEvalConfig,
+) -> None:
+    """Accuracy against negative trajectories added to fixed positives, NAT's prefix against plain mixing: one
+    training and one evaluation per template, count and seed (resumable; finished pieces are not redone)."""
+    from likra.nat.curve import run_nat_curve
+
+    started = time.perf_counter()
+    config = replace(config, train=train, eval=eval)
+    summary = run_nat_curve(config, out, log=log, progress=progress_bar)
+    console.print(nat_curve_table(summary["rows"]))
+    console.print(f"written: {out}/curve.csv, curve.json, curve.png ({time.perf_counter() - started:.0f} s)")
+    log_command(out, sys.argv[1:], time.perf_counter() - started)
 
 
 @nat_app.command("gold")

@@ -165,6 +165,17 @@ def print_comparison(rows: list[dict]) -> None:
     console.print(f"always the most common gold answer: {rows[0]['majority_baseline']:.4f}")
 
 
+def nat_curve_table(rows: list[dict]) -> Table:
+    """A NAT curve's points: accuracy with its 95% interval and the paired tests."""
+    table = Table("template", "negatives", "seed", "accuracy", "95%", "p vs positives only", "p vs mixing",
+                  title=f"always the most common gold answer: {rows[0]['majority_baseline']:.4f}")  # fmt: skip
+    for r in rows:
+        shown = [f"{r[k]:.3g}" if r[k] is not None else "" for k in ("p_vs_pos_only", "p_vs_none")]
+        table.add_row(r["template"], str(r["neg_num"]), str(r["seed"]), f"{r['accuracy']:.4f}",
+                      f"[{r['ci95_low']:.3f}, {r['ci95_high']:.3f}]", *shown)  # fmt: skip
+    return table
+
+
 def print_training(result: Any) -> None:
     """Each checkpoint's mean loss per head since the one before."""
     heads = list(json.loads((result.checkpoints[-1] / "likra.json").read_text())["heads"]) if result.checkpoints else []

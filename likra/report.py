@@ -267,6 +267,36 @@ def plot_grid(summary: dict[str, Any], path: str | Path) -> Path:
     return _save(fig, path)
 
 
+NAT_TEMPLATES = {"negative-aware": ("NAT (negative-aware prefix)", "tab:red"), "none": ("plain mixing", "tab:blue"),
+                 "tags": ("tags", "tab:green"), "graded": ("graded", "tab:purple")}  # fmt: skip
+
+
+def plot_nat_curve(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
+    """Accuracy against the number of negative trajectories, a line per template: the mean across seeds with a 95%
+    band (t across seeds; one seed: its Wilson interval over problems); the positives-only run and the
+    always-the-most-common-answer baseline as flat lines."""
+    fig, ax = _axes()
+    for template in dict.fromkeys(r["template"] for r in rows):
+        part = [r for r in rows if r["template"] == template]
+        label, colour = NAT_TEMPLATES.get(template, (template, "tab:gray"))
+        xs = sorted({r["neg_num"] for r in part})
+        by_x = {x: [r for r in part if r["neg_num"] == x] for x in xs}
+        means, lows, highs = [], [], []
+        for x in xs:
+            mean, half = mean_band([r["accuracy"] for r in by_x[x]])
+            single = len(by_x[x]) == 1
+            means.append(mean)
+            lows.append(by_x[x][0]["ci95_low"] if single else mean - half)
+            highs.append(by_x[x][0]["ci95_high"] if single else mean + half)
+        ax.plot(xs, means, color=colour, marker="o", label=label)
+        ax.fill_between(xs, lows, highs, color=colour, alpha=0.12)
+    zero = [r["accuracy"] for r in rows if r["neg_num"] == 0]
+    if zero:
+        ax.axhline(mean_band(zero)[0], color="black", linestyle="--", label="positives only (0 negatives)")
+    ax.axhline(rows[0]["majority_baseline"], color="gray", linestyle=":", label="always the most common answer")
+    return _finish(fig, ax, path, title, "negative trajectories added to the positives", "accuracy", False)
+
+
 # --- the report page ----------------------------------------------------------------------------------
 
 # experiment → (JSON summary, figure, what the figure shows)
@@ -281,7 +311,10 @@ EXPERIMENTS = {
              "checkpoint); right: the gain of k negatives added to k positives against that of more positives."),
     "mass": ("mass.json", "mass.png", "Mean change of per-character log-likelihood from the base model, by head "
              "and kind of answer."),
+    "nat_curve": ("curve.json", "curve.png", "NAT: the agent's accuracy as negative trajectories join the positives, "
+                  "NAT's negative-aware prefix against plain mixing; 95% bands."),
 }  # fmt: skip
+CURVES = ("curve", "verifier", "nat_curve")  # experiments whose summary is a curve.json (Likra's or NAT's)
 COMMAND_LOG = "commands.jsonl"
 
 
@@ -376,6 +409,8 @@ def _tables(name: str, summary: dict[str, Any]) -> list[tuple[str, list[str], li
             for value, what in (("auroc", "AUROC"), ("hard_auroc", "hard AUROC"), ("acc_at_50", "accuracy at 50%")):
                 tables.append((f"{task} {split}: mean {what} across seeds", *_rows_table(part, "method", value)))
         return tables
+    if name == "nat_curve":
+        return _nat_tables(rows)
     if name == "ablate":
         return [
             ("Likra acc_norm by kind of negative", *_rows_table([r for r in rows if r["method"] == "likra"], "kind"))
@@ -426,6 +461,43 @@ def _tables(name: str, summary: dict[str, Any]) -> list[tuple[str, list[str], li
     return [("", header, [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()] for r in rows])]
 
 
+def _nat_tables(rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Accuracy by template and negatives (mean across seeds), and each run's exact McNemar p-values."""
+    counts = sorted({r["neg_num"] for r in rows})
+    lines = []
+    for template in dict.fromkeys(r["template"] for r in rows):
+        cells = [[r["accuracy"] for r in rows if r["template"] == template and r["neg_num"] == n] for n in counts]
+        lines.append([template, *(f"{mean_band(c)[0]:.4f}" if c else "" for c in cells)])
+    tests = [[r["template"], str(r["neg_num"]), str(r["seed"]), f"{r['accuracy']:.4f}", _p(r["p_vs_pos_only"]),
+              _p(r["p_vs_none"])] for r in rows if r["neg_num"]]  # fmt: skip
+    return [
+        ("mean accuracy: template (rows) by negative trajectories (columns)", ["template", *map(str, counts)], lines),
+        ("exact McNemar p against positives only and against plain mixing at the same count",
+         ["template", "negatives", "seed", "accuracy", "p vs positives only", "p vs mixing"], tests),
+    ]  # fmt: skip
+
+
+def _p(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}"
+
+
+def _holds(place: Path, name: str) -> bool:
+    """Whether ``place`` holds experiment ``name``'s summary (and, for the verifier, a curve's second figure, its
+    own); a curve.json is Likra's unless it names itself NAT's (``"experiment": "nat_curve"``)."""
+    import json
+
+    summary, figure, _ = EXPERIMENTS[name]
+    if not (place / summary).is_file() or (name == "verifier" and not (place / figure).is_file()):
+        return False
+    if name not in CURVES:
+        return True
+    try:
+        nat = json.loads((place / summary).read_text()).get("experiment") == "nat_curve"
+    except (OSError, ValueError, AttributeError):
+        nat = False
+    return nat == (name == "nat_curve")
+
+
 def write_report(folder: str | Path) -> tuple[Path, Path]:
     """``report.html`` (self-contained: figures embedded) and ``report.md`` for the experiments in ``folder``."""
     import base64
@@ -438,12 +510,7 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     folder = Path(folder)
     places = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())] if folder.is_dir() else []
     # every experiment in the folder or one level down (e.g. DIR/mass/, DIR/sweep/ beside DIR/curve.json)
-    found = [
-        (name, place, spec)
-        for name, spec in EXPERIMENTS.items()
-        for place in places
-        if (place / spec[0]).is_file() and (name != "verifier" or (place / spec[1]).is_file())  # a curve's second
-    ]
+    found = [(name, place, spec) for name, spec in EXPERIMENTS.items() for place in places if _holds(place, name)]
     if not found:
         raise LikraError(f"{folder}: no experiment results here (curve.json, ablate.json, sweep.json, mass.json)")
     env = environment()

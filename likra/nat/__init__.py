@@ -3,10 +3,11 @@ introduced by a prompt prefix that says which kind it is; at inference, ask for 
 
 Rooms: ``tasks`` (problems per task) → ``trajectories`` (episodes, readers) → ``templates`` (prompts, prefixes,
 loss masks) → ``training`` (on ``likra.training.fit``) → ``agent`` (the loop) with ``tools`` and ``checkers`` →
-``runs`` (evaluation and collection, resumable).
+``runs`` (evaluation and collection, resumable) → ``curve`` (accuracy against negatives, NAT against mixing).
 """
 
 from likra.nat.agent import HFGenerator, run_agent, summarize
+from likra.nat.curve import NATCurveConfig, run_nat_curve
 from likra.nat.runs import AgentEvalConfig, CollectConfig, collect, evaluate_agent, load_agent
 from likra.nat.tasks import AGENT_TASKS, Problem, get_agent_task, load_problems
 from likra.nat.templates import TEMPLATES
@@ -20,6 +21,7 @@ __all__ = [
     "CollectConfig",
     "HFGenerator",
     "NATConfig",
+    "NATCurveConfig",
     "Problem",
     "Trajectory",
     "Turn",
@@ -30,6 +32,7 @@ __all__ = [
     "load_problems",
     "read_trajectories",
     "run_agent",
+    "run_nat_curve",
     "select_trajectories",
     "summarize",
     "train_agent",

@@ -135,7 +135,7 @@ def run_chunks(
 ProgressFactory = Callable[[int, str], AbstractContextManager[Callable[[int], None]]]
 
 
-def _no_progress(total: int, description: str) -> AbstractContextManager[Callable[[int], None] | None]:
+def no_progress(total: int, description: str) -> AbstractContextManager[Callable[[int], None] | None]:
     return nullcontext(None)
 
 
@@ -239,9 +239,7 @@ def _prepare(config: AgentRunConfig, split: str | None, template: str, skip: Seq
     return _Agent(task, problems, loaded, manifest, tools, demos, template)
 
 
-def evaluate_agent(
-    config: AgentEvalConfig, out: str | Path, progress: ProgressFactory = _no_progress
-) -> dict[str, Any]:
+def evaluate_agent(config: AgentEvalConfig, out: str | Path, progress: ProgressFactory = no_progress) -> dict[str, Any]:
     """Run the agent on the problems and write ``out/results.json`` and ``out/items.jsonl`` (every trajectory)."""
     out = Path(out)
     agent = _prepare(config, config.split, "negative-aware")
@@ -293,7 +291,7 @@ class CollectConfig(AgentRunConfig):
             raise LikraError(f"--temperatures {shown}: give one or more numbers, 0 or more")
 
 
-def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = _no_progress) -> dict[str, Any]:
+def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = no_progress) -> dict[str, Any]:
     """Sample one trajectory per problem and temperature with the task's tools (asking a checkpoint for a
     successful one; the base model gets the plain prompt), check each, and write ``out/positive.jsonl`` and
     ``out/negative.jsonl``: NAT data for ``likra nat train``."""

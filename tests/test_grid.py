@@ -70,6 +70,20 @@ def test_grid_cells_join_one_checkpoints_positive_head_with_anothers_negative_he
     assert (folder / "grid.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_curve_extended_to_more_examples_keeps_its_earlier_grid_with_max_examples(tmp_path):
+    folder = curve_folder(tmp_path)
+    whole = run_grid(folder, GridConfig(bootstrap=100), tmp_path / "before")
+    for seed in (1, 2):  # the curve continued to 32 examples
+        longer = folder / "scores" / "arc_challenge-test" / f"seed-{seed}"
+        (longer / "step-32.items.jsonl").write_bytes((longer / "step-8.items.jsonl").read_bytes())
+    assert run_grid(folder, GridConfig(bootstrap=100), tmp_path / "after")["counts"] == [0, 8, 16, 32]
+    kept = run_grid(folder, GridConfig(bootstrap=100, max_examples=31), tmp_path / "kept")
+    assert kept["counts"] == [0, 8, 16]
+    assert kept["rows"] == whole["rows"] and kept["value_of_a_negative"] == whole["value_of_a_negative"]
+    with pytest.raises(LikraError, match="--max-examples 0: must be 1 or more"):
+        run_grid(folder, GridConfig(max_examples=0))
+
+
 def test_value_ratio_recovers_a_known_exchange_rate():
     counts = [0, 8, 16, 32]
     n_items = 400

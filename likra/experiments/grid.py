@@ -47,6 +47,7 @@ class GridConfig:
     neg_weight: float = option(1.0, "w, the negative head's weight.")
     # the value ratio is reported for the steps up to it and for those above it
     threshold: int = option(128, "Report the value of a negative up to and from this count.")
+    max_examples: int | None = option(None, "Only the checkpoints up to this count (default: all that every seed has).")
     bootstrap: int = option(2000, "Resamples (seeds and questions) for the 95% intervals.")
     seed: int = option(1234, "Seed of the bootstrap.")
 
@@ -55,6 +56,8 @@ class GridConfig:
             raise LikraError(f"--neg-weight {self.neg_weight}: must be a finite number")
         if self.threshold < 1:
             raise LikraError(f"--threshold {self.threshold}: must be 1 or more")
+        if self.max_examples is not None and self.max_examples < 1:
+            raise LikraError(f"--max-examples {self.max_examples}: must be 1 or more")
         if self.bootstrap < 100:
             raise LikraError(f"--bootstrap {self.bootstrap}: use 100 resamples or more")
 
@@ -143,7 +146,8 @@ def run_grid(folder: str | Path, config: GridConfig | None = None, out: str | Pa
     out = Path(out) if out is not None else folder
     found = find_scores(folder, config)
     base, seeds = load_seeds(folder / found["folder"])
-    counts = [0, *sorted(set.intersection(*(set(steps) for steps in seeds.values())))]
+    shared = set.intersection(*(set(steps) for steps in seeds.values()))
+    counts = [0, *sorted(k for k in shared if config.max_examples is None or k <= config.max_examples)]
     if len(counts) < 3:
         raise LikraError(f"{folder}: the seeds share fewer than two checkpoints; a grid needs two or more")
     per_seed = [seed_hits(base, steps, counts, config.neg_weight) for steps in seeds.values()]

@@ -15,7 +15,7 @@ common=(--hold-out arc_easy:test --dtype bfloat16)
 
 # 1. the 3-seed ARC curve to 1024 (results/arc/run.sh's), then the grid of positives x negatives from its scores
 $likra curve "${common[@]}" --max-n 1024 --seeds 3 --out "$arc"
-$likra grid "$arc" --out "$arc/grid"
+$likra grid "$arc" --max-examples 1024 --out "$arc/grid"
 # Base-Likra's weight from stored scores (w 0…2), the three seeds' step-1024 items
 $likra sweep --items "$(ls "$arc"/scores/arc_challenge-test/seed-*/step-1024.items.jsonl | paste -sd,)" \
     --weights 0:2:0.1 --out "$arc/sweep-negbase"
@@ -32,10 +32,15 @@ $likra mass --checkpoint "$arc/runs/seed-1" --out "$arc/mass" --dtype bfloat16
 $likra curve "${common[@]}" --max-n 1024 --seeds 1 --methods sft,likra,negbase,prefix,prefix_sft --out "$arc" \
     --plot "$arc/prefix.png"
 
-# 4. the whole pool (4221 questions): the curve's runs continued from step-1024, only the new checkpoints scored
+# 4. the whole pool (4221 questions): the curve's runs continued from step-1024, only the new checkpoints scored.
+# Where the runs are gone (a new machine with only the restored scores), each is trained again from the start
+# (its checkpoints are what continuing would give) and only the new checkpoints are scored. Two processes share
+# the work (each takes the pieces the other does not hold): run this line twice at once, each with one thread
+# (OMP_NUM_THREADS=1), as was done for seeds 2 and 3.
 $likra curve "${common[@]}" --max-n 4221 --seeds 3 --out "$arc"
-$likra grid "$arc" --out "$arc/grid"
-$likra mass --checkpoint "$arc/runs/seed-1" --out "$arc/mass" --dtype bfloat16
+$likra grid "$arc" --out "$arc/grid-4221"
+# the negative head's mass at the whole pool (seed 1; the 8…1024 table is in $arc/mass)
+$likra mass --checkpoint "$arc/runs/seed-1/step-4221" --out "$arc/mass-4221" --dtype bfloat16
 
 # 5. HellaSwag: heads on the 3367 train rows we have, scored on a seeded 1000 of validation
 $likra curve --task hellaswag --max-n 3367 --seeds 1 --sample 1000 --dtype bfloat16 --out "${OUT:-out}/hellaswag"

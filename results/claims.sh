@@ -42,8 +42,9 @@ $likra grid "$arc" --out "$arc/grid-4221"
 # the negative head's mass at the whole pool (seed 1; the 8…1024 table is in $arc/mass)
 $likra mass --checkpoint "$arc/runs/seed-1/step-4221" --out "$arc/mass-4221" --dtype bfloat16
 
-# 5. HellaSwag: heads on the 3367 train rows we have, scored on a seeded 1000 of validation
-$likra curve --task hellaswag --max-n 3367 --seeds 1 --sample 1000 --dtype bfloat16 --out "${OUT:-out}/hellaswag"
+# 5. HellaSwag: heads on the 3367 train rows we have less the one whose text is also in validation (3366), scored
+# on a seeded 1000 of validation
+$likra curve --task hellaswag --max-n 3366 --seeds 1 --sample 1000 --dtype bfloat16 --out "${OUT:-out}/hellaswag"
 
 # 6. a second model: Gemma-3-270M (base), the ARC curve to 1024
 $likra curve "${common[@]}" --model gemma3-270m --max-n 1024 --seeds 1 --out "${OUT:-out}/gemma3-270m"

@@ -8,10 +8,21 @@ export HF_HUB_OFFLINE=1 LIKRA_DATA_DIR="${LIKRA_DATA_DIR:-$(cd .. && pwd)/shared
 likra=.venv/bin/likra
 arc=${OUT:-out}/arc
 common=(--hold-out arc_easy:test --dtype bfloat16)
-# results/arc/scores/ keeps the curve's per-item scores (gzipped) so that `likra grid` can be re-run without a model.
-# On a machine without out/arc, restore them first (step 1 then retrains the runs but scores nothing twice):
-#   (cd results/arc/scores && find . -type f) | while read -r f; do mkdir -p "$arc/scores/$(dirname "$f")"
-#       case $f in *.gz) gunzip -c "results/arc/scores/$f" > "$arc/scores/${f%.gz}";; *) cp "results/arc/scores/$f" "$arc/scores/$f";; esac; done
+# results/<name>/scores/ keeps each curve's per-item scores (gzipped): `likra grid` and the tables need no model, and
+# a curve begun on another machine scores only what is left there (its runs are trained again from the start: a
+# run's checkpoints are not kept in git, and training them again gives what continuing would).
+restore() {  # results/$1/scores → $OUT/$1/scores, the files not there yet
+    local from="results/$1/scores" to="${OUT:-out}/$1/scores" f target
+    [ -d "$from" ] || return 0
+    (cd "$from" && find . -type f) | while read -r f; do
+        target="$to/${f%.gz}"
+        [ -e "$target" ] && continue
+        mkdir -p "$(dirname "$target")"
+        case $f in *.gz) gunzip -c "$from/$f" > "$target.part" ;; *) cp "$from/$f" "$target.part" ;; esac
+        mv "$target.part" "$target"
+    done
+}
+for name in arc hellaswag gemma3-270m; do restore "$name"; done
 
 # 1. the 3-seed ARC curve to 1024 (results/arc/run.sh's), then the grid of positives x negatives from its scores
 $likra curve "${common[@]}" --max-n 1024 --seeds 3 --out "$arc"

@@ -5,7 +5,8 @@ normalisation, from stored scores (no model pass), with the exact McNemar p agai
 
 Scores: the 3-seed ARC curve's (learning rate 1e-3, `results/arc/scores/`) and the Base-Likra-only curves at 1e-4,
 3e-4 and 3e-3 (`results/arc/negative-lr*/`, seed 1); SmolLM2-135M-Instruct, heads trained in float32, scored in
-bfloat16 on a 2-core AMX CPU, ARC-Challenge test (1172 questions)."""
+bfloat16 on a 2-core AMX CPU, ARC-Challenge test (1172 questions). The last rows are Gemma-3-270M's curve
+(`results/gemma3-270m/scores/`, seed 1, against its own base model), where its checkpoints have been scored."""
 
 from __future__ import annotations
 
@@ -28,29 +29,43 @@ def items(path: Path) -> list[ItemScores]:
 
 
 def runs() -> dict[tuple[str, int], Path]:
-    """(learning rate, seed) → the folder of its step-K items."""
+    """(learning rate, seed) → the folder of its step-K items (its base model's items are in the folder above)."""
     found = {("1e-3", s): ROOT / "scores" / "arc_challenge-test" / f"seed-{s}" for s in (1, 2, 3)}
     for lr in ("1e-4", "3e-4", "3e-3"):
         found[(lr, 1)] = ROOT / f"negative-lr{lr}" / "scores" / "arc_challenge-test" / "seed-1"
+    found[("gemma3-270m 1e-3", 1)] = ROOT.parent / "gemma3-270m" / "scores" / "arc_challenge-test" / "seed-1"
     return found
 
 
 def main() -> None:
-    base = items(ROOT / "scores" / "arc_challenge-test" / "base.items.jsonl.gz")
-    base_hits = {m: correct(base, m) for m in METRICS}
-    rows = [{"lr": None, "seed": None, "step": 0, **{m: sum(h) / len(h) for m, h in base_hits.items()}, "p": None}]
+    rows: list[dict] = []
+    base_hits: dict[Path, dict[str, list[bool]]] = {}
+    base_ids: dict[Path, list[str]] = {}
     for (lr, seed), folder in runs().items():
+        base_path = folder.parent / "base.items.jsonl.gz"
+        if not base_path.is_file():  # the Base-Likra-only runs are scored against the 3-seed curve's base model
+            base_path = ROOT / "scores" / "arc_challenge-test" / "base.items.jsonl.gz"
+        if base_path not in base_hits:
+            base = items(base_path)
+            base_ids[base_path] = [b.id for b in base]
+            base_hits[base_path] = {m: correct(base, m) for m in METRICS}
+            name = "base model" if lr == "1e-3" else f"{lr.split()[0]} base model"
+            rows.append({"lr": name, "seed": None, "step": 0, **{m: sum(h) / len(h) for m, h in
+                                                                 base_hits[base_path].items()}, "p": None})  # fmt: skip
         for step in STEPS:
-            scores = [combine(s, "negbase") for s in items(folder / f"step-{step}.items.jsonl.gz")]
-            assert [s.id for s in scores] == [s.id for s in base]
+            path = folder / f"step-{step}.items.jsonl.gz"
+            if not path.is_file():  # a curve not scored this far yet
+                continue
+            scores = [combine(s, "negbase") for s in items(path)]
+            assert [s.id for s in scores] == base_ids[base_path], path
             hits = {m: correct(scores, m) for m in METRICS}
             row = {"lr": lr, "seed": seed, "step": step, **{m: sum(h) / len(h) for m, h in hits.items()}}
-            rows.append({**row, "p": mcnemar_exact(hits["acc_norm"], base_hits["acc_norm"])})
+            rows.append({**row, "p": mcnemar_exact(hits["acc_norm"], base_hits[base_path]["acc_norm"])})
     (ROOT / "negbase.json").write_text(json.dumps(rows, indent=2) + "\n")
     print("| lr | seed | examples | " + " | ".join(METRICS.values()) + " | p vs base (per character) |")
     print("|---" * (4 + len(METRICS)) + "|")
     for r in rows:
-        name = "base model" if r["lr"] is None else r["lr"]
+        name = r["lr"]
         p = "" if r["p"] is None else f"{r['p']:.3f}"
         cells = " | ".join(f"{r[m]:.3f}" for m in METRICS)
         print(f"| {name} | {r['seed'] or ''} | {r['step']} | {cells} | {p} |")

@@ -59,3 +59,6 @@ $likra curve --task hellaswag --max-n 3366 --seeds 1 --sample 1000 --dtype bfloa
 
 # 6. a second model: Gemma-3-270M (base), the ARC curve to 1024
 $likra curve "${common[@]}" --model gemma3-270m --max-n 1024 --seeds 1 --out "${OUT:-out}/gemma3-270m"
+# the negative head's mass on the second model (does it tell plausible wrong answers apart there?)
+$likra mass --checkpoint "${OUT:-out}/gemma3-270m/runs/seed-1/step-1024" --out "${OUT:-out}/gemma3-270m/mass" \
+    --dtype bfloat16

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 from likra.experiments.curve import CSV_FIELDS, curve_rows
 from likra.files import write_csv
+from likra.report import _rows_table  # the report's own table of a curve's rows
 
 METHODS = ("base", "sft", "sft_calibrated", "likra", "negbase")
 
@@ -28,16 +28,9 @@ def main() -> None:
     rows = curve_rows(Path(args.folder))
     if args.csv:
         write_csv(args.csv, rows, CSV_FIELDS)
-    table: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in rows:
-        if r["method"] in METHODS:
-            table[r["method"]][r["examples"]].append(r["accuracy"])
-    counts = sorted({k for per in table.values() for k in per})
-    print("| method | " + " | ".join(str(k) for k in counts) + " |")
-    print("|---" * (len(counts) + 1) + "|")
-    for method in METHODS:
-        cells = [f"{sum(v) / len(v):.4f}" if (v := table[method].get(k)) else "" for k in counts]
-        print(f"| {method} | " + " | ".join(cells) + " |")
+    header, lines = _rows_table([r for r in rows if r["method"] in METHODS], "method")
+    for line in [header, ["---"] * len(header), *lines]:
+        print("| " + " | ".join(line) + " |")
 
 
 if __name__ == "__main__":

@@ -28,39 +28,39 @@ def items(path: Path) -> list[ItemScores]:
         return [ItemScores.from_json(json.loads(line)) for line in handle]
 
 
-def runs() -> dict[tuple[str, int], Path]:
-    """(learning rate, seed) → the folder of its step-K items (its base model's items are in the folder above)."""
-    found = {("1e-3", s): ROOT / "scores" / "arc_challenge-test" / f"seed-{s}" for s in (1, 2, 3)}
-    for lr in ("1e-4", "3e-4", "3e-3"):
-        found[(lr, 1)] = ROOT / f"negative-lr{lr}" / "scores" / "arc_challenge-test" / "seed-1"
-    found[("gemma3-270m 1e-3", 1)] = ROOT.parent / "gemma3-270m" / "scores" / "arc_challenge-test" / "seed-1"
+SMOLLM2 = ROOT / "scores" / "arc_challenge-test"
+GEMMA = ROOT.parent / "gemma3-270m" / "scores" / "arc_challenge-test"
+BASES = {SMOLLM2: "base model", GEMMA: "gemma3-270m base model"}  # each curve's base model, as its rows name it
+
+
+def runs() -> dict[tuple[str, int], tuple[Path, Path]]:
+    """(learning rate, seed) → the folder of its step-K items and the folder of its base model's items."""
+    found = {("1e-3", s): (SMOLLM2 / f"seed-{s}", SMOLLM2) for s in (1, 2, 3)}
+    for lr in ("1e-4", "3e-4", "3e-3"):  # Base-Likra-only runs, scored against the 3-seed curve's base model
+        found[(lr, 1)] = (ROOT / f"negative-lr{lr}" / "scores" / "arc_challenge-test" / "seed-1", SMOLLM2)
+    found[("gemma3-270m 1e-3", 1)] = (GEMMA / "seed-1", GEMMA)
     return found
 
 
 def main() -> None:
     rows: list[dict] = []
-    base_hits: dict[Path, dict[str, list[bool]]] = {}
-    base_ids: dict[Path, list[str]] = {}
-    for (lr, seed), folder in runs().items():
-        base_path = folder.parent / "base.items.jsonl.gz"
-        if not base_path.is_file():  # the Base-Likra-only runs are scored against the 3-seed curve's base model
-            base_path = ROOT / "scores" / "arc_challenge-test" / "base.items.jsonl.gz"
-        if base_path not in base_hits:
-            base = items(base_path)
-            base_ids[base_path] = [b.id for b in base]
-            base_hits[base_path] = {m: correct(base, m) for m in METRICS}
-            name = "base model" if lr == "1e-3" else f"{lr.split()[0]} base model"
-            rows.append({"lr": name, "seed": None, "step": 0, **{m: sum(h) / len(h) for m, h in
-                                                                 base_hits[base_path].items()}, "p": None})  # fmt: skip
+    bases: dict[Path, tuple[list[str], dict[str, list[bool]]]] = {}  # base folder → its ids and hits
+    for (lr, seed), (folder, base_folder) in runs().items():
+        if base_folder not in bases:
+            base = items(base_folder / "base.items.jsonl.gz")
+            bases[base_folder] = [b.id for b in base], {m: correct(base, m) for m in METRICS}
+            rates = {m: sum(h) / len(h) for m, h in bases[base_folder][1].items()}
+            rows.append({"lr": BASES[base_folder], "seed": None, "step": 0, **rates, "p": None})
+        base_ids, base_hits = bases[base_folder]
         for step in STEPS:
             path = folder / f"step-{step}.items.jsonl.gz"
             if not path.is_file():  # a curve not scored this far yet
                 continue
             scores = [combine(s, "negbase") for s in items(path)]
-            assert [s.id for s in scores] == base_ids[base_path], path
+            assert [s.id for s in scores] == base_ids, path
             hits = {m: correct(scores, m) for m in METRICS}
             row = {"lr": lr, "seed": seed, "step": step, **{m: sum(h) / len(h) for m, h in hits.items()}}
-            rows.append({**row, "p": mcnemar_exact(hits["acc_norm"], base_hits[base_path]["acc_norm"])})
+            rows.append({**row, "p": mcnemar_exact(hits["acc_norm"], base_hits["acc_norm"])})
     (ROOT / "negbase.json").write_text(json.dumps(rows, indent=2) + "\n")
     print("| lr | seed | examples | " + " | ".join(METRICS.values()) + " | p vs base (per character) |")
     print("|---" * (4 + len(METRICS)) + "|")

@@ -10,7 +10,8 @@ arc=${OUT:-out}/arc
 common=(--hold-out arc_easy:test --dtype bfloat16)
 # results/<name>/scores/ keeps each curve's per-item scores (gzipped): `likra grid` and the tables need no model, and
 # a curve begun on another machine scores only what is left there (its runs are trained again from the start: a
-# run's checkpoints are not kept in git, and training them again gives what continuing would).
+# run's checkpoints are not kept in git; training is deterministic on one machine and thread count, and close but
+# not bit-identical across them, docs/results.md "The whole pool").
 restore() {  # results/$1/scores → $OUT/$1/scores, the files not there yet
     local from="results/$1/scores" to="${OUT:-out}/$1/scores" f target
     [ -d "$from" ] || return 0
@@ -45,7 +46,7 @@ $likra curve "${common[@]}" --max-n 1024 --seeds 1 --methods sft,likra,negbase,p
 
 # 4. the whole pool (4221 questions): the curve's runs continued from step-1024, only the new checkpoints scored.
 # Where the runs are gone (a new machine with only the restored scores), each is trained again from the start
-# (its checkpoints are what continuing would give) and only the new checkpoints are scored. Two processes share
+# (close to the first run, see above) and only the new checkpoints are scored. Two processes share
 # the work (each takes the pieces the other does not hold): run this line twice at once, each with one thread
 # (OMP_NUM_THREADS=1), as was done for seeds 2 and 3.
 $likra curve "${common[@]}" --max-n 4221 --seeds 3 --out "$arc"

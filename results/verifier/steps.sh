@@ -2,8 +2,9 @@
 # Issue 20: P(True) and DPO's and KTO's implicit rewards as verifiers at every checkpoint (docs/verifier.md "At
 # every checkpoint"), beside Likra and SFT on the same questions. Run from the repository root after run.sh (it
 # needs out/arc/runs/seed-1, the ARC curve's seed-1 run to 1024). Resumable: re-run after an interruption.
-# Seed 1 only, on the seeded 300 of ARC-Challenge test that run.sh's step 5 uses, scored in float32 on a 2-core AMD
-# EPYC without AMX (bfloat16 is 5x slower than float32 there). Then `python results/verifier/steps.py`.
+# Seed 1 only, on the seeded 300 of ARC-Challenge test that run.sh's step 5 uses, scored in float32 (the reference;
+# DPO ran on a 2-core AMD EPYC, KTO and P(True) on a 2-core AMX Xeon, each P(True) evaluation ~12 min with one
+# thread there). Then `python results/verifier/steps.py`.
 set -euo pipefail
 export HF_HUB_OFFLINE=1 LIKRA_DATA_DIR="${LIKRA_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 likra=.venv/bin/likra

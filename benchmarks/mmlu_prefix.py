@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import tempfile
 import time
 from dataclasses import replace
@@ -93,6 +94,13 @@ def run_likra(loaded, config) -> tuple[list, dict, float]:
     return [i.loglikelihoods for i in result.items], {"acc": metrics["acc"], "acc_norm": metrics["acc_norm"]}, seconds
 
 
+def cpu_name() -> str:
+    """The CPU's model name, and whether it has AMX (bfloat16 and float32 speeds differ by CPU; say which)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    return (name or platform.processor() or platform.machine()) + (" (AMX)" if "amx_bf16" in info else "")
+
+
 def largest_difference(a: list[list[float]], b: list[list[float]]) -> float:
     return max(abs(x - y) for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True))
 
@@ -115,16 +123,17 @@ def main() -> None:
 
     subjects = args.subjects.split(",")
     loaded = load_model(args.model, dtype="float32", device="cpu")
-    report: dict = {"model": loaded.name, "threads": torch.get_num_threads(), "subjects": subjects,
-                    "shots": args.shots, "limit": args.limit}  # fmt: skip
+    report: dict = {"model": loaded.name, "cpu": cpu_name(), "threads": torch.get_num_threads(),
+                    "subjects": subjects, "shots": args.shots, "limit": args.limit}  # fmt: skip
     # likra's items are in file order, all subjects together; lm-eval's per subject: the same order when each
     # subject is limited apart, so --limit runs likra one subject at a time
     configs = [EvalConfig(task="mmlu", subjects=[s], limit=args.limit, shots=args.shots, data_dir=args.data_dir,
                           calibrate=False) for s in subjects]  # fmt: skip
     run_likra(loaded, replace(configs[0], limit=2))  # warm-up (first-call costs), outside the clocks
     runs = {}
-    for name, prefix in (("likra", 128), ("likra_no_prefix", 0)):
-        parts = [run_likra(loaded, replace(c, shared_prefix=prefix)) for c in configs]
+    # likra as a user gets it (its default --shared-prefix), then without shared prefixes
+    for name, changes in (("likra", {}), ("likra_no_prefix", {"shared_prefix": 0})):
+        parts = [run_likra(loaded, replace(c, **changes)) for c in configs]
         lls = [row for p in parts for row in p[0]]
         n = len(lls)
         runs[name] = {"seconds": sum(p[2] for p in parts), "n": n,

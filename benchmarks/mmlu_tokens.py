@@ -5,8 +5,12 @@ questions and choices of len(context + continuation) in tokens. The requests are
 subject line, shots and question format as lm-eval's `mmlu_<subject>` tasks); no model is loaded. Used to scale
 lm-eval's time on a few subjects (benchmarks/mmlu_prefix.py) to the whole test, as an estimate.
 
+With --likra, also the tokens likra's scorer runs (padding aside): without shared prefixes each context once with
+its choices behind it; with them (its default) each subject's prefix once, then each question's rest and choices.
+lm-eval's count over likra's is the speed-up that the work alone allows.
+
 Usage:
-    python benchmarks/mmlu_tokens.py --data-dir ../shared/data [--subjects a,b] [--json out.json]
+    python benchmarks/mmlu_tokens.py --data-dir ../shared/data [--subjects a,b] [--likra] [--json out.json]
 """
 
 from __future__ import annotations
@@ -14,6 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+
+def likra_tokens(tokenizer: Any, requests: list, shared_prefix: int) -> int:
+    """Tokens the scorer feeds for these requests: its own rows and prefix groups (no model is run)."""
+    from likra.scoring import Scorer
+
+    no_model = SimpleNamespace(config=SimpleNamespace())
+    scorer = Scorer(no_model, tokenizer, max_length=1 << 20, shared_prefix_from=shared_prefix)
+    encoded = scorer.encode([pair for r in requests for pair in zip(r.contexts, r.continuations, strict=True)])
+    rows = scorer._rows(encoded, [[None] * len(encoded)])  # the scorer's own planning, no forward pass
+    return sum(n + sum(len(r.context) - n + sum(len(c) - 1 for c in r.continuations) for r in group)
+               for n, group in scorer._prefix_groups(rows))  # fmt: skip
 
 
 def main() -> None:
@@ -22,6 +40,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--subjects", help="comma-separated MMLU subjects (default: all)")
+    parser.add_argument("--likra", action="store_true", help="also count the tokens likra's scorer runs")
     parser.add_argument("--json", help="write the counts here")
     args = parser.parse_args()
 
@@ -44,9 +63,19 @@ def main() -> None:
         print(f"{subject:40s} {row['questions']:5d} questions {row['tokens']:>10,d} tokens")
     print(f"{'all':40s} {len(requests):5d} questions {total:>10,d} tokens "
           f"({total / len(requests) / 4:.0f} per request on average)")
+    result: dict[str, Any] = {"model": args.model, "shots": args.shots, "questions": len(requests), "tokens": total,
+                              "subjects": per_subject}  # fmt: skip
+    if args.likra:
+        for subject in per_subject:  # groups form within a subject: count one subject at a time
+            mine = [r for r in requests if r.item.meta.get("subject", "?") == subject]
+            per_subject[subject] |= {"likra_tokens": likra_tokens(tokenizer, mine, 32),
+                                     "likra_no_prefix_tokens": likra_tokens(tokenizer, mine, 0)}  # fmt: skip
+        for key in ("likra_tokens", "likra_no_prefix_tokens"):
+            result[key] = sum(row[key] for row in per_subject.values())
+        print(f"likra: {result['likra_tokens']:,d} tokens with shared prefixes, {result['likra_no_prefix_tokens']:,d} "
+              f"without; lm-eval's count is {total / result['likra_tokens']:.1f}x and "
+              f"{total / result['likra_no_prefix_tokens']:.1f}x theirs")  # fmt: skip
     if args.json:
-        result = {"model": args.model, "shots": args.shots, "questions": len(requests), "tokens": total,
-                  "subjects": per_subject}
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2)
 

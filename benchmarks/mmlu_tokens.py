@@ -22,16 +22,16 @@ from types import SimpleNamespace
 from typing import Any
 
 
-def likra_tokens(tokenizer: Any, requests: list, shared_prefix: int) -> int:
-    """Tokens the scorer feeds for these requests: its own rows and prefix groups (no model is run)."""
+def likra_tokens(tokenizer: Any, requests: list, shared: bool) -> int:
+    """Tokens the scorer feeds for these requests, with its default shared prefixes or none: its own rows and
+    prefix groups (no model is run); a group's prefix once, then each row's length past it."""
     from likra.scoring import Scorer
 
     no_model = SimpleNamespace(config=SimpleNamespace())
-    scorer = Scorer(no_model, tokenizer, max_length=1 << 20, shared_prefix_from=shared_prefix)
+    scorer = Scorer(no_model, tokenizer, max_length=1 << 20, **({} if shared else {"shared_prefix_from": 0}))
     encoded = scorer.encode([pair for r in requests for pair in zip(r.contexts, r.continuations, strict=True)])
     rows = scorer._rows(encoded, [[None] * len(encoded)])  # the scorer's own planning, no forward pass
-    return sum(n + sum(len(r.context) - n + sum(len(c) - 1 for c in r.continuations) for r in group)
-               for n, group in scorer._prefix_groups(rows))  # fmt: skip
+    return sum(n + sum(r.length - n for r in group) for n, group in scorer._prefix_groups(rows))
 
 
 def main() -> None:
@@ -68,8 +68,8 @@ def main() -> None:
     if args.likra:
         for subject in per_subject:  # groups form within a subject: count one subject at a time
             mine = [r for r in requests if r.item.meta.get("subject", "?") == subject]
-            per_subject[subject] |= {"likra_tokens": likra_tokens(tokenizer, mine, 32),
-                                     "likra_no_prefix_tokens": likra_tokens(tokenizer, mine, 0)}  # fmt: skip
+            per_subject[subject] |= {"likra_tokens": likra_tokens(tokenizer, mine, shared=True),
+                                     "likra_no_prefix_tokens": likra_tokens(tokenizer, mine, shared=False)}  # fmt: skip
         for key in ("likra_tokens", "likra_no_prefix_tokens"):
             result[key] = sum(row[key] for row in per_subject.values())
         print(f"likra: {result['likra_tokens']:,d} tokens with shared prefixes, {result['likra_no_prefix_tokens']:,d} "

@@ -9,7 +9,8 @@
 # most 6 steps; a seeded 200 of test_random_500; bfloat16 autocast in training, bfloat16 generation) with negatives
 # 0, 256 and all (990), so the three agents of results/nat/strategyqa/ are three of the curve's five points: their
 # committed evaluations are put in place first (a finished evaluation with the same options is not redone), and only
-# the two runs on all negatives are trained here (~40 min each on a 2-core AMX Xeon, ~10 min per evaluation).
+# the two runs on all negatives are trained here (~70 min each on a 2-core AMX Xeon: 0.2-0.4 trajectories/s,
+# the negatives' episodes being long; ~10 min per evaluation).
 # bfloat16 needs a CPU with AMX (or a GPU) to be fast: a 2-core AMD EPYC without AMX runs it 5x slower than float32.
 # There, DTYPE=float32 trains and evaluates all five points in float32 (~4 h; the committed evaluations are not
 # reused, their options differ).

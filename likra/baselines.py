@@ -216,6 +216,8 @@ def _train_baseline(
     out.mkdir(parents=True, exist_ok=True)
     if resume_path is not None:
         truncate_log(out / TRAIN_LOG, resumed_from)
+        if progress is not None:  # a progress bar over the whole run starts where the checkpoint left it
+            progress(resumed_from)
     if not remaining:
         return TrainResult(out, [], resumed_from, {}, 0.0, resumed_from)
 

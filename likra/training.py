@@ -466,6 +466,7 @@ def fit(
     adapters on one frozen body, or the one head ``FULL`` (all weights train). Writes ``out/step-K`` at the
     save points, ``K`` counting positions seen; ``manifest`` (with ``config`` and ``data.hash``) goes in each.
     ``extends``: the run resumed from was on fewer positions, checked by the caller to be a prefix of these.
+    ``progress(n)`` is told the positions each step adds (a resumed run first those its checkpoint holds).
     ``out`` is claimed for the run (``likra.files.claim``): a second writer is refused."""
     with claim(out) if parallel.is_main() else nullcontext():
         return _fit(loaded, config, heads, out, manifest, resume, progress, extends)
@@ -594,6 +595,8 @@ def _fit(
             _restore(run, last_good, extends)
             if run.main:
                 truncate_log(out / TRAIN_LOG, resumed_from)
+            if progress is not None:  # a progress bar over the whole run starts where the checkpoint left it
+                progress(resumed_from)
         out.mkdir(parents=True, exist_ok=True)
         interval: dict[str, list[float]] = {h: [0.0, 0.0] for h in run.names}  # summed loss, trained tokens
         with (out / TRAIN_LOG).open("a") if run.main else open(os.devnull, "w") as log:

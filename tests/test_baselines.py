@@ -84,8 +84,10 @@ def test_resume_continues_the_same_run(tmp_path, data_dir, tiny):
     with pytest.raises(KeyboardInterrupt):
         train_baseline(tiny(), cfg, tmp_path / "cut", progress=stop)
     assert [k for k, _ in list_checkpoints(tmp_path / "cut")] == [8]
-    resumed = train_baseline(tiny(), cfg, tmp_path / "cut", resume=True)
+    advanced: list[int] = []
+    resumed = train_baseline(tiny(), cfg, tmp_path / "cut", resume=True, progress=advanced.append)
     assert resumed.resumed_from == 8 and [c.name for c in resumed.checkpoints] == ["step-16"]
+    assert advanced == [8, 8]  # a progress bar over the run starts at the checkpoint and ends full
     from safetensors.torch import load_file
 
     a = load_file(str(tmp_path / "whole" / "step-16" / "positive" / "adapter_model.safetensors"))

@@ -181,8 +181,10 @@ def test_resume_after_an_interruption_ends_with_the_same_adapters(tmp_path, data
     (tmp_path / "cut" / ".step-24.tmp").mkdir()  # as if killed while saving the next one
     with pytest.raises(LikraError, match="--resume"):
         train(fresh(), config, tmp_path / "cut")
-    result = train(fresh(), config, tmp_path / "cut", resume=True)
+    advanced: list[int] = []
+    result = train(fresh(), config, tmp_path / "cut", resume=True, progress=advanced.append)
     assert result.resumed_from == 16
+    assert advanced == [16, 8]  # a progress bar over the run starts at the checkpoint and ends full
     assert adapter_bytes(tmp_path / "cut", 24) == adapter_bytes(tmp_path / "whole", 24)
     assert not (tmp_path / "cut" / ".step-24.tmp").exists()
     log = [json.loads(line)["examples"] for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]

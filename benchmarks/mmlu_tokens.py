@@ -22,16 +22,18 @@ from types import SimpleNamespace
 from typing import Any
 
 
-def likra_tokens(tokenizer: Any, requests: list, shared: bool) -> int:
-    """Tokens the scorer feeds for these requests, with its default shared prefixes or none: its own rows and
-    prefix groups (no model is run); a group's prefix once, then each row's length past it."""
+def likra_tokens(tokenizer: Any, requests: list) -> tuple[int, int]:
+    """Tokens the scorer feeds for these requests, with its default shared prefixes and without: its own rows and
+    prefix groups (no model is run); a group's prefix once, then each row's length past it; without, every row
+    whole (the rows do not depend on the prefixes, so one encoding serves both counts)."""
     from likra.scoring import Scorer
 
     no_model = SimpleNamespace(config=SimpleNamespace())
-    scorer = Scorer(no_model, tokenizer, max_length=1 << 20, **({} if shared else {"shared_prefix_from": 0}))
+    scorer = Scorer(no_model, tokenizer, max_length=1 << 20)
     encoded = scorer.encode([pair for r in requests for pair in zip(r.contexts, r.continuations, strict=True)])
     rows = scorer._rows(encoded, [[None] * len(encoded)])  # the scorer's own planning, no forward pass
-    return sum(n + sum(r.length - n for r in group) for n, group in scorer._prefix_groups(rows))
+    shared = sum(n + sum(r.length - n for r in group) for n, group in scorer._prefix_groups(rows))
+    return shared, sum(r.length for r in rows)
 
 
 def main() -> None:
@@ -51,14 +53,14 @@ def main() -> None:
     subjects = args.subjects.split(",") if args.subjects else None
     requests = prepare(EvalConfig(task="mmlu", shots=args.shots, data_dir=args.data_dir, subjects=subjects))
     tokens: dict[str, int] = defaultdict(int)
-    questions: dict[str, int] = defaultdict(int)
+    by_subject: dict[str, list] = defaultdict(list)
     for request in requests:
         subject = request.item.meta.get("subject", "?")
-        questions[subject] += 1
+        by_subject[subject].append(request)
         texts = [c + x for c, x in zip(request.contexts, request.continuations, strict=True)]
         tokens[subject] += sum(len(ids) for ids in tokenizer(texts)["input_ids"])
     total = sum(tokens.values())
-    per_subject = {s: {"questions": questions[s], "tokens": tokens[s]} for s in sorted(tokens)}
+    per_subject = {s: {"questions": len(by_subject[s]), "tokens": tokens[s]} for s in sorted(tokens)}
     for subject, row in sorted(per_subject.items(), key=lambda kv: kv[1]["tokens"]):
         print(f"{subject:40s} {row['questions']:5d} questions {row['tokens']:>10,d} tokens")
     print(f"{'all':40s} {len(requests):5d} questions {total:>10,d} tokens "
@@ -66,10 +68,8 @@ def main() -> None:
     result: dict[str, Any] = {"model": args.model, "shots": args.shots, "questions": len(requests), "tokens": total,
                               "subjects": per_subject}  # fmt: skip
     if args.likra:
-        for subject in per_subject:  # groups form within a subject: count one subject at a time
-            mine = [r for r in requests if r.item.meta.get("subject", "?") == subject]
-            per_subject[subject] |= {"likra_tokens": likra_tokens(tokenizer, mine, shared=True),
-                                     "likra_no_prefix_tokens": likra_tokens(tokenizer, mine, shared=False)}  # fmt: skip
+        for subject, row in per_subject.items():  # groups form within a subject: count one subject at a time
+            row["likra_tokens"], row["likra_no_prefix_tokens"] = likra_tokens(tokenizer, by_subject[subject])
         for key in ("likra_tokens", "likra_no_prefix_tokens"):
             result[key] = sum(row[key] for row in per_subject.values())
         print(f"likra: {result['likra_tokens']:,d} tokens with shared prefixes, {result['likra_no_prefix_tokens']:,d} "

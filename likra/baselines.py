@@ -80,6 +80,9 @@ class BaselineConfig(TrainConfig):
             raise LikraError("--negatives-per-question: DPO and KTO baselines take one negative per question")
         if self.epochs != 1:
             raise LikraError("--epochs: DPO and KTO baselines run one epoch (examples seen = questions)")
+        if self.batch_size % self.grad_accum:
+            raise LikraError(f"--grad-accum {self.grad_accum}: TRL splits a batch evenly; it must divide --batch-size "
+                             f"{self.batch_size}")  # fmt: skip
         bad = [p for p in self.save_at or [] if p % self.batch_size and p != self.n]
         if bad:
             raise LikraError(
@@ -95,7 +98,7 @@ def export_rows(config: BaselineConfig, out: str | Path | None = None) -> list[d
         raise LikraError(f"--format {config.method}: expected dpo or kto")
     check_outputs({"--out": out}, {"--train-file": config.train_file})
     config.check()
-    loaded = load_model(config.model) if config.negatives in NEEDS_BASE_SCORES else None
+    loaded = load_model(config.model, device=config.device) if config.negatives in NEEDS_BASE_SCORES else None
     rows = preference_rows(build_training_set(config, loaded), config.method, config.kto_data)
     return [row for question in rows for row in question]
 
@@ -233,7 +236,8 @@ def _train_baseline(
                 set_peft_model_state_dict(trainer.model, weights, adapter_name="default")
             optimizer = torch.optim.AdamW(head_parameters(trainer.model, "default"), lr=config.lr, weight_decay=0.0)
             if resume_path is not None:
-                optimizer.load_state_dict(torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)[POLICY])
+                state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True, map_location="cpu")
+                optimizer.load_state_dict(state[POLICY])
             trainer.optimizer = optimizer
 
             def save(seen: int, step: int, loss: float) -> Path:
@@ -259,7 +263,8 @@ def _trainer(config: BaselineConfig, model: Any, tokenizer: Any, dataset: Any, r
     order, one optimiser step per ``batch_size`` questions, nothing saved or reported by TRL itself)."""
     common = {
         "output_dir": scratch,
-        "per_device_train_batch_size": config.batch_size * rows_per_question,
+        "per_device_train_batch_size": config.batch_size * rows_per_question // config.grad_accum,
+        "gradient_accumulation_steps": config.grad_accum,
         "learning_rate": config.lr,
         "lr_scheduler_type": "constant",
         "weight_decay": 0.0,
@@ -275,8 +280,9 @@ def _trainer(config: BaselineConfig, model: Any, tokenizer: Any, dataset: Any, r
         "report_to": "none",
         "disable_tqdm": True,
         "dataset_num_proc": None,
-        "use_cpu": not torch.cuda.is_available(),
-        "gradient_checkpointing": False,  # TRL turns it on by default; a 135M-3B LoRA run fits without it, faster
+        "use_cpu": model.device.type == "cpu",  # else TRL moves the model to cuda:LOCAL_RANK, where pick_device put it
+        # TRL turns it on by default; a 135M-3B LoRA run fits without it, faster
+        "gradient_checkpointing": config.gradient_checkpointing,
     }
     if config.method == "dpo":
         from trl import DPOConfig, DPOTrainer

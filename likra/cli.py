@@ -26,6 +26,7 @@ from likra.cli_output import (
     print_agent_metrics,
     print_comparison,
     print_grid,
+    print_loaded,
     print_mass,
     print_metrics,
     print_results,
@@ -42,7 +43,7 @@ from likra.models import DEFAULT_MODEL
 from likra.nat.curve import NATCurveConfig
 from likra.nat.runs import AgentEvalConfig, CollectConfig
 from likra.nat.training import NATConfig
-from likra.options import DTYPE_HELP, MODEL_HELP, specs
+from likra.options import DEVICE_HELP, DTYPE_HELP, MODEL_HELP, specs
 from likra.parallel import is_main
 from likra.report import log_command
 from likra.server import ServeConfig
@@ -73,7 +74,8 @@ NormOpt = Annotated[str, typer.Option(help=specs(EvalConfig)["norm"].help)]
 ROWS_HELP = "JSONL rows: {id, question, answer} or {id, question, candidates: [...]}."
 BaseModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="The base model (default: the checkpoint's).")]
 # the training fields a curve (and an ablation) exposes; the others keep TrainConfig's defaults
-CURVE_TRAIN = ("model", "task", "negatives", "lr", "hold_out", "data_dir")
+CURVE_TRAIN = ("model", "task", "negatives", "lr", "hold_out", "data_dir", "device", "batch_size", "grad_accum",
+               "gradient_checkpointing")  # fmt: skip
 CURVE_HELP = {"task": "The training pool's task (scored on its test split unless --eval-task).",
               "eval_task": "Task to score on (default: --task)."}  # fmt: skip
 
@@ -109,10 +111,11 @@ def eval_command(
         _, manifest = read_manifest(config.checkpoint)
         check_checkpoint(config, manifest)
         given = None if model == DEFAULT_MODEL else model  # the checkpoint's own base model unless told
-        loaded = load_checkpoint_base(config.checkpoint, manifest, given, dtype=dtype)
+        loaded = load_checkpoint_base(config.checkpoint, manifest, given, dtype=dtype, device=config.device)
         check_base_model(loaded, config.checkpoint)  # before the progress bar starts
     else:
-        loaded = load_model(model, dtype=dtype)
+        loaded = load_model(model, dtype=dtype, device=config.device)
+    print_loaded(loaded)
     total = count_requests(requests, config.calibrate, config.p_true)
     with progress_bar(total, f"scoring {len(requests)} questions") as advance:
         result = evaluate(loaded, config, requests, advance, base)
@@ -144,6 +147,7 @@ def score(
     check_outputs({"--out": out}, {"--input": source})
     total = check_rows(source)  # every row checked before the model loads
     verifier = Verifier(config, model=model, dtype=dtype)
+    print_loaded(verifier.loaded)
     with progress_bar(total, f"scoring {total} rows") as advance:
         written = score_file(verifier, source, out, advance)
     calibrated = "with p_correct" if verifier.calibration else "no p_correct (see likra calibrate)"
@@ -167,6 +171,7 @@ def calibrate(
 
     config.check()
     verifier = Verifier(config, model=model, dtype=dtype)
+    print_loaded(verifier.loaded)
     report = run_calibration(verifier, calibration, out, progress=progress_bar)
     fitted = report["calibration"]["fitted_on"]
     console.print(f"{calibration.method} on {fitted['questions']} {fitted['task']} {fitted['split']} questions "
@@ -186,6 +191,7 @@ def serve(config: VerifierConfig, serving: ServeConfig, model: BaseModelOpt = No
     config.check()
     serving.check()
     verifier = Verifier(config, model=model, dtype=dtype)
+    print_loaded(verifier.loaded)
     console.print(f"serving {verifier.step} ({config.mode}, w {config.neg_weight:g}) on "
                   f"http://{serving.host}:{serving.port} · POST /score, /get_reward · GET /health, /info")  # fmt: skip
     run_server(verifier, serving)
@@ -219,7 +225,8 @@ def _train_and_report(config: Any, dtype: str, out: str, resume: bool, run: Call
         f"training pool: {len(pool.items)} questions from {', '.join(pool.sources)} "
         f"({len(pool.dropped)} dropped: they occur in {', '.join(pool.held_out)})"
     )
-    loaded = load_model(config.model, dtype=dtype)
+    loaded = load_model(config.model, dtype=dtype, device=config.device, training=True)
+    print_loaded(loaded)
     data = build_training_set(config, loaded, pool)
     total = len(data.questions) * config.epochs
     what = {"likra": f"heads: {config.heads}", "prefix": "prefix Likra (one adapter)"}.get(
@@ -268,7 +275,7 @@ def _quiet_trl() -> None:
 
 @app.command(rich_help_panel=TRAIN)
 @config_options(BaselineConfig, only=("task", "eval_split", "n", "negatives", "kto_data", "seed", "train_file",
-                                      "hold_out", "data_dir", "model"),
+                                      "hold_out", "data_dir", "model", "device"),
                 help={"seed": "Seeds question order and negatives.",
                       "model": "Only for --negatives hardest/easiest (ranks the options)."})  # fmt: skip
 def export(
@@ -290,14 +297,18 @@ def export(
 def _experiment(*, train: TrainConfig, config: CurveConfig, seeds: int, dtype: str) -> tuple[Any, Any, Any]:
     """The shared set-up of curve, ablate and demo: the curve's config with its training runs, the training model
     and the scoring model (the same one unless ``dtype`` asks for another)."""
-    from likra.models import load_model
+    from likra.models import load_model, pick_dtype
 
     if seeds < 1:
         raise LikraError(f"--seeds {seeds}: must be 1 or more")
     config = replace(config, train=train, seeds=list(range(1, seeds + 1)))
     config.check()
-    trainer = load_model(train.model)
-    scorer = trainer if dtype in ("auto", trainer.dtype) else load_model(train.model, dtype=dtype)
+    trainer = load_model(train.model, device=train.device, training=True)
+    wanted = str(pick_dtype(dtype, trainer.device)).removeprefix("torch.")
+    scorer = trainer if wanted == trainer.dtype else load_model(train.model, dtype=dtype, device=trainer.device)
+    print_loaded(trainer, "training")
+    if scorer is not trainer:
+        print_loaded(scorer, "scoring")
     return config, trainer, scorer
 
 
@@ -330,27 +341,32 @@ def curve(
     log_command(out, sys.argv[1:], time.perf_counter() - started)
 
 
+# The demo's size: under 10 minutes on a 2-core CPU (2-core AMD EPYC, float32: see docs/gpu.md)
+DEMO_SAVE_AT = [16, 64]
+
+
 @app.command(rich_help_panel=EXPERIMENTS)
 def demo(
     out: Annotated[str, typer.Option(help="Folder for the runs, scores, curve and report.")] = "out/demo",
     model: ModelOpt = DEFAULT_MODEL,
-    n: Annotated[int, typer.Option("--n", help="Training questions (checkpoints 8, 16, ... on the way).")] = 256,
-    sample: Annotated[int, typer.Option(help="Seeded sample of ARC-Challenge test questions to score.")] = 500,
+    n: Annotated[int, typer.Option("--n", help="Training questions (checkpoints at 16, 64 and N).")] = 256,
+    sample: Annotated[int, typer.Option(help="Seeded sample of ARC-Challenge test questions to score.")] = 200,
     data_dir: Annotated[
         str | None, typer.Option(help=specs(TrainConfig)["data_dir"].help, envvar="LIKRA_DATA_DIR")
     ] = None,
-    dtype: ScoreDtypeOpt = "bfloat16",
+    dtype: ScoreDtypeOpt = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
 ) -> None:
     """The main job: a Likra learning curve on ARC-Challenge (one seed, 256 questions), printed and reported.
 
-    Both heads are trained on ARC; base, SFT, Likra and Base-Likra are scored at every checkpoint on a seeded
-    sample of ARC-Challenge test."""
+    Both heads are trained on ARC; base, SFT, Likra and Base-Likra are scored at checkpoints 16, 64 and 256 on a
+    seeded sample of ARC-Challenge test (scoring in the machine's fast dtype: see --dtype)."""
     from likra.evaluation import prepare
     from likra.experiments.curve import run_curve
     from likra.report import write_report
 
     started = time.perf_counter()
-    train = TrainConfig(model=model, task="arc_challenge", n=n, data_dir=data_dir)
+    train = TrainConfig(model=model, task="arc_challenge", n=n, data_dir=data_dir, device=device, save_at=DEMO_SAVE_AT)
     config, trainer, scorer = _experiment(train=train, config=CurveConfig(sample=sample), seeds=1, dtype=dtype)
     title = f"ARC-Challenge test, {len(prepare(config.eval_config()))} questions · {model} · 1 seed"
     rows = run_curve(trainer, scorer, config, out, log=log, title=title)["rows"]
@@ -363,8 +379,8 @@ def demo(
 
 
 @app.command(rich_help_panel=EXPERIMENTS)
-@config_options(CurveConfig, only=("eval_task", "eval_split", "limit", "sample"), help=CURVE_HELP)
-@config_options(TrainConfig, into="train", only=("model", "task", "lr", "hold_out", "data_dir"), help=CURVE_HELP)
+@config_options(CurveConfig, only=("eval_task", "eval_split", "limit", "sample", "batch_tokens"), help=CURVE_HELP)
+@config_options(TrainConfig, into="train", only=CURVE_TRAIN, skip=("negatives",), help=CURVE_HELP)
 def ablate(
     out: CurveOutOpt,
     train: TrainConfig,
@@ -393,7 +409,7 @@ def ablate(
 @app.command(rich_help_panel=EXPERIMENTS)
 @config_options(
     EvalConfig,
-    only=("checkpoint", "task", "split", "limit", "sample", "data_dir"),
+    only=("checkpoint", "task", "split", "limit", "sample", "data_dir", "batch_tokens", "device"),
     help={"checkpoint": "A `likra train` folder or step-K/ (scored once, kept in OUT/items.jsonl)."},
 )
 def sweep(
@@ -436,7 +452,7 @@ def grid(
 
 
 @app.command(rich_help_panel=EXPERIMENTS)
-@config_options(EvalConfig, only=("split", "limit", "sample", "data_dir"),
+@config_options(EvalConfig, only=("split", "limit", "sample", "data_dir", "batch_tokens", "device"),
                 help={"split": "Split of the checkpoint's task (default: its test split).",
                       "sample": "A seeded sample of N questions (default 300, unless --limit)."})  # fmt: skip
 def mass(
@@ -452,9 +468,10 @@ def mass(
 
     sample = MASS_SAMPLE if config.sample is None and config.limit is None else config.sample
     _, manifest = read_manifest(checkpoint)
-    loaded = load_checkpoint_base(checkpoint, manifest, dtype=dtype)
+    loaded = load_checkpoint_base(checkpoint, manifest, dtype=dtype, device=config.device)
+    print_loaded(loaded)
     summary = run_mass(loaded, checkpoint, out, split=config.split, limit=config.limit, sample=sample,
-                       data_dir=config.data_dir, log=log)  # fmt: skip
+                       data_dir=config.data_dir, batch_tokens=config.batch_tokens, log=log)  # fmt: skip
     print_mass(summary)
     console.print(f"written: {out}/mass.csv, mass.json, mass.png")
     log_command(out, sys.argv[1:], time.perf_counter() - started)
@@ -570,7 +587,8 @@ def nat_train(
         f"{data.positives} positives + {data.negatives} negatives, template {config.template} "
         f"({data.dropped} dropped: their questions are in the evaluation split; {data.empty} empty)"
     )
-    loaded = load_model(config.model, dtype=dtype)
+    loaded = load_model(config.model, dtype=dtype, device=config.device, training=True)
+    print_loaded(loaded)
     total = len(data.trajectories) * config.epochs
     with progress_bar(total, "training") as advance:
         result = train_agent(loaded, config, out, resume=resume, data=data, progress=advance)
@@ -643,7 +661,7 @@ NAT_CURVE_HELP = {"pos_num": "Positives in every run (a seeded sample; default a
 @config_options(NATCurveConfig, skip=("train", "eval"))
 @config_options(NATConfig, into="train", help=NAT_CURVE_HELP, only=(
     "task", "model", "pos", "neg", "pos_num", "lr", "epochs", "batch_size", "bf16", "max_length", "eval_split",
-    "data_dir"))  # fmt: skip
+    "data_dir", "device", "gradient_checkpointing"))  # fmt: skip
 @config_options(AgentEvalConfig, into="eval", help=NAT_CURVE_HELP, only=(
     "limit", "sample", "seed", "max_steps", "max_new_tokens", "dtype", "corpus", "search_url"))  # fmt: skip
 def nat_curve(

@@ -36,6 +36,15 @@ def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]
         err_console.quiet = quiet
 
 
+def print_loaded(loaded: Any, role: str = "") -> None:
+    """The run's header: which model runs where, in which dtype (on stdout, with the results: errors stay one line)."""
+    from likra.models import device_name
+
+    what = f"{role} model" if role else "model"
+    console.print(f"{what} {loaded.name} on {loaded.device} ({device_name(loaded.device)}), {loaded.dtype}",
+                  markup=False, highlight=False)  # fmt: skip
+
+
 def print_results(results: dict) -> None:
     console.print(
         f"{results['task']} · {results['split']} · n={results['n']} · {results['shots']}-shot · {results['model']}"

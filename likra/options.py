@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass
 from typing import Any, get_type_hints
 
+from likra.errors import LikraError
+
 
 def option(
     default: Any = MISSING,
@@ -29,13 +31,34 @@ def option(
 
 
 TASK_HELP = "arc_challenge, arc_easy, hellaswag, winogrande, mmlu, jsonl:PATH."
-DTYPE_HELP = "auto (CUDA bfloat16, CPU float32), float32, bfloat16, float16."
+DTYPE_HELP = ("auto (CUDA bfloat16; CPU float32, or bfloat16 for scoring where the CPU has it natively: AMX, "
+              "AVX512-BF16), float32, bfloat16, float16.")
+DEVICE_HELP = "auto (the rank's GPU under a launcher, else cuda:0 if any, else cpu), cpu, cuda, cuda:N."
 MODEL_HELP = "Alias (smollm2-135m), model directory, .gguf, Hub id."
 
 
 def model_option(default: str) -> Any:
     """``--model/-m``, as every command that loads a model names it."""
     return option(default, MODEL_HELP, flags=("--model", "-m"))
+
+
+def device_option() -> Any:
+    """``--device``, as every command that loads a model names it."""
+    return option("auto", DEVICE_HELP)
+
+
+def batch_tokens_option() -> Any:
+    """``--batch-tokens``: a number, or ``auto`` (sized from the GPU's free memory; 1024 on the CPU)."""
+    return option("auto", "Padded tokens per forward pass: a number, or auto (from the GPU's free memory; 1024 on "
+                  "the CPU). Halved and retried on running out of memory.")  # fmt: skip
+
+
+def check_batch_tokens(value: Any) -> str:
+    """``auto`` or a positive whole number (as text: the CLI's type), else a one-line error naming the option."""
+    text = str(value).strip().lower()
+    if text != "auto" and not (text.isdigit() and int(text) > 0):
+        raise LikraError(f"--batch-tokens {value}: expected a positive number of tokens or auto")
+    return text
 
 
 def data_dir_option() -> Any:

@@ -35,6 +35,8 @@ def world() -> tuple[int, int]:
         return 0, 1
     from accelerate import PartialState
 
+    if torch.cuda.is_available():  # the rank's own GPU, before the process group binds to the current device
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     state = PartialState(cpu=not torch.cuda.is_available())  # without cpu=True accelerate ignores CPU ranks
     return state.process_index, state.num_processes
 
@@ -71,10 +73,11 @@ def all_reduce_gradients(parameters: Sequence[torch.nn.Parameter]) -> None:
         at += g.numel()
 
 
-def all_reduce_sum(value: float) -> float:
+def all_reduce_sum(value: float, device: torch.device | str = "cpu") -> float:
+    """Sum a number over the processes, reduced on ``device`` (the gradients' own: NCCL refuses CPU tensors)."""
     if world()[1] == 1:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
     torch.distributed.all_reduce(tensor)
     return float(tensor.item())
 

@@ -24,6 +24,7 @@ the unmodified transformers module, called with a custom mask.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ from typing import Any
 
 import torch
 
+from likra.errors import LikraError
+
+logger = logging.getLogger("likra")
 Pair = tuple[str, str]
 # peft's name for "no adapter" in a mixed-adapter batch
 ADAPTER_NAME = {"base": "__base__"}
@@ -154,10 +158,32 @@ def output_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
+CPU_BATCH_TOKENS = 1024  # a CPU's budget (and every budget's floor): larger batches gained nothing on 2 cores
+MAX_AUTO_BATCH_TOKENS = 65536
+
+
+def auto_batch_tokens(model: Any, fraction: float = 0.5) -> int:
+    """A token budget from the free memory of the model's GPU (on the CPU, ``CPU_BATCH_TOKENS``): per padded token
+    a pass holds one layer's MLP activations (three of the intermediate width) and a few hidden-width tensors,
+    its row of the attention mask, and the float32 logits of its share of answer tokens. An estimate: a budget that
+    proves too large is halved on the first out-of-memory error."""
+    if model.device.type != "cuda":
+        return CPU_BATCH_TOKENS
+    config = model.config
+    free, _ = torch.cuda.mem_get_info(model.device)
+    width = model.get_input_embeddings().weight.element_size()
+    hidden = getattr(config, "hidden_size", 4096)
+    intermediate = getattr(config, "intermediate_size", 4 * hidden)
+    per_token = width * (3 * intermediate + 4 * hidden) + 2 * 2048 + 4 * getattr(config, "vocab_size", 32000) // 4
+    tokens = int(free * fraction) // per_token
+    return max(CPU_BATCH_TOKENS, min(MAX_AUTO_BATCH_TOKENS, tokens // 1024 * 1024))
+
+
 class Scorer:
     """Scores continuations with a causal LM; see the module docstring for how.
 
-    ``batch_tokens`` bounds the padded tokens of one forward pass; ``max_length`` defaults to the model's
+    ``batch_tokens`` bounds the padded tokens of one forward pass (None: ``auto_batch_tokens``; halved on
+    running out of memory, see ``_forward_backing_off``); ``max_length`` defaults to the model's
     context size (longer contexts are cut on the left, as lm-eval does). A context of ``two_phase_from``
     tokens or more that fills a batch alone is run in two calls (see ``_hidden_two_phase``). Contexts sharing
     a prefix of ``shared_prefix_from`` tokens or more are scored over that prefix computed once (see
@@ -169,7 +195,7 @@ class Scorer:
         model: Any,
         tokenizer: Any,
         *,
-        batch_tokens: int = 1024,
+        batch_tokens: int | None = 1024,
         max_length: int | None = None,
         two_phase_from: int = 256,
         shared_prefix_from: int = 32,
@@ -182,7 +208,9 @@ class Scorer:
         self.heads = tuple(heads) if heads else None
         self.n_heads = len(self.heads) if self.heads else 1
         self.tokenizer = tokenizer
+        batch_tokens = auto_batch_tokens(model) if batch_tokens is None else batch_tokens
         self.batch_tokens = batch_tokens
+        self.backed_off = 0  # times an out-of-memory error halved the budget
         self.two_phase_from = two_phase_from
         self.shared_prefix_from = shared_prefix_from
         self.row_answer_tokens = max(64, batch_tokens // 8)
@@ -219,6 +247,12 @@ class Scorer:
         """Per head, the summed log-likelihood of each continuation (one forward pass serves all heads)."""
         return self._score(self.encode(pairs), progress)
 
+    def loglikelihoods_tokens_by_head(
+        self, encoded: Sequence[TokenPair], progress: Callable[[int], None] | None = None
+    ) -> dict[str, list[LogLikelihood]]:
+        """As ``loglikelihoods_by_head``, for pairs already tokenised."""
+        return self._score(encoded, progress)
+
     def _score(
         self, encoded: Sequence[TokenPair], progress: Callable[[int], None] | None
     ) -> dict[str, list[LogLikelihood]]:
@@ -229,7 +263,7 @@ class Scorer:
             rests = [_Row(r.context[n_prefix:], r.continuations, r.request_ids) for r in rows]
             rests.sort(key=lambda r: (-r.length, r.context))
             for batch in self._batches(rests):
-                for h, request_id, value in self._forward(batch, prefix):
+                for h, request_id, value in self._forward_backing_off(batch, prefix):
                     results[h][request_id] = value
                 if progress is not None:
                     progress(sum(len(r.request_ids) for r in batch))
@@ -378,7 +412,8 @@ class Scorer:
                 hidden = self._hidden_two_phase(ids, positions, allowed, len(batch[0].context))
             else:
                 hidden = masked_hidden_states(self.model, ids, positions, allowed)
-        rows, cols, target = torch.tensor(gather_rows), torch.tensor(gather_cols), torch.tensor(targets)
+        # made on the hidden states' device: CUDA refuses a gather or a comparison with CPU indices
+        rows, cols, target = (torch.tensor(v, device=hidden.device) for v in (gather_rows, gather_cols, targets))
         out = []
         for h in range(n_heads):
             logits = output_logits(self.model, hidden[rows + h * n_rows, cols])
@@ -386,6 +421,34 @@ class Scorer:
             # max's indices are argmax's (the first largest logit, as documented), in about half its time on a CPU
             token_greedy = logits.max(dim=-1).indices == target
             out += [(h, *pair) for pair in self._sum_by_owner(owners, token_logprobs, token_greedy)]
+        return out
+
+    def _forward_backing_off(
+        self, batch: list[_Row], prefix: tuple[int, list[tuple[torch.Tensor, torch.Tensor]]] | None
+    ) -> list[tuple[int, int, LogLikelihood]]:
+        """``_forward``, and on running out of memory the budget halved and the batch scored again in smaller
+        batches (as lm-eval's HFLM backs off): the same rows, so the same numbers but for the float rounding of
+        another padded width; the new budget stays for the rest of the run, said once."""
+        try:
+            return self._forward(batch, prefix)
+        except torch.OutOfMemoryError:
+            pass  # (outside the handler, whose frame holds the failed pass's tensors)
+        if len(batch) == 1:  # nothing left to split
+            raise LikraError(
+                f"out of memory scoring a row of {batch[0].length} tokens under {self.n_heads} head(s) alone at "
+                f"{self.batch_tokens} padded tokens per pass; use a smaller --max-length, fewer heads or a larger "
+                "device"
+            ) from None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self.batch_tokens //= 2
+        self.backed_off += 1
+        if self.backed_off == 1:
+            logger.warning("likra: out of memory at %d padded tokens per pass; going on at %d (--batch-tokens %d "
+                           "starts there)", 2 * self.batch_tokens, self.batch_tokens, self.batch_tokens)  # fmt: skip
+        out = []
+        for part in self._batches(batch):
+            out += self._forward_backing_off(part, prefix)
         return out
 
     def _hidden_two_phase(

@@ -53,17 +53,18 @@ from likra.data.pools import Pool, training_pool
 from likra.data.prompts import ANSWER_PREFIXES, answer_pairs, build_requests
 from likra.errors import LikraError
 from likra.files import check_free, claim
-from likra.models import DEFAULT_MODEL, LoadedModel
+from likra.models import DEFAULT_MODEL, LoadedModel, check_device, describe
 from likra.negatives import KINDS, NEEDS_BASE_SCORES, Negative, make_negatives, unrelated_texts
-from likra.options import TASK_HELP, data_dir_option, model_option, option
+from likra.options import TASK_HELP, data_dir_option, device_option, model_option, option
 from likra.scoring import Scorer, encode_pairs, masked_hidden_states, output_logits
 from likra.version import __version__
 
 HEAD_CHOICES = {"both": HEADS, "positive": ("positive",), "negative": ("negative",)}
 # Options that may differ between a run and its --resume without changing what is computed.
-RESUME_FREE = ("data_dir",)
+# (a run trained on a GPU resumes on the CPU; gradient checkpointing recomputes the same activations)
+RESUME_FREE = ("data_dir", "device", "gradient_checkpointing")
 # Options added after runs were made, with the value those runs had (so they still resume and extend).
-ADDED_OPTIONS = {"method": "likra"}
+ADDED_OPTIONS = {"method": "likra", "grad_accum": 1}
 
 
 @dataclass(kw_only=True)  # configs are built with keywords
@@ -79,18 +80,23 @@ class LoopConfig:
                                        help="Module names (comma-separated) that get LoRA.")  # fmt: skip
     batch_size: int = option(8, "Examples per optimiser step (Likra: questions; NAT: trajectories).")
     micro_batch_size: int | None = option(None, "Examples per forward pass (gradient accumulation; default all).")
+    grad_accum: int = option(1, "Forward passes per optimiser step (the batch split evenly; or --micro-batch-size).")
+    gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass instead of keeping "
+                                          "them (less memory, more time; the same numbers).")  # fmt: skip
     epochs: int = option(1, "Passes over the training examples.")
     seed: int = option(1234, "Seeds the data order and sample, the negatives and the LoRA initialisation.")
     save_at: list[int] | None = option(None, "Example counts to save at, comma-separated (default 8,16,32,...).")
     max_length: int = option(1024, "Longest example in tokens (the context is cut on the left).")
     # weights and optimiser keep the model's dtype
     bf16: bool = option(False, "bfloat16 autocast for forward and backward (weights and optimiser stay in --dtype).")
+    device: str = device_option()
 
     def check_loop(self) -> None:
         """Reject impossible optimisation options before any work, naming the option."""
         positive = {
             "--batch-size": self.batch_size,
             "--micro-batch-size": self.micro_batch_size,
+            "--grad-accum": self.grad_accum,
             "--epochs": self.epochs,
             "--lora-r": self.lora_r,
             "--max-length": self.max_length,
@@ -104,6 +110,9 @@ class LoopConfig:
             raise LikraError(f"--lora-dropout {self.lora_dropout}: must be in [0, 1)")
         if not self.target_modules:
             raise LikraError("--target-modules: name at least one module")
+        if self.grad_accum > 1 and self.micro_batch_size is not None:
+            raise LikraError(f"--grad-accum {self.grad_accum}: give it or --micro-batch-size, not both")
+        check_device(self.device)
         if self.save_at is not None and any(s < 1 for s in self.save_at):
             raise LikraError(f"--save-at {','.join(map(str, self.save_at))}: example counts must be 1 or more")
 
@@ -281,6 +290,21 @@ def attach_heads(model: Any, config: LoopConfig, heads: Sequence[str]) -> Any:
             raise LikraError(f"--target-modules {','.join(config.target_modules)}: not found in the model") from None
         raise
     return peft_model
+
+
+def checkpointing(model: Any, on: bool) -> None:
+    """Turn activation (gradient) checkpointing on or off under the name the installed transformers has: 5.2x
+    renamed ``gradient_checkpointing_*`` to ``activation_checkpointing_*`` (the old names warn). Non-reentrant, so
+    LoRA's frozen inputs need no ``requires_grad``."""
+    prefix = "activation" if hasattr(model, "activation_checkpointing_enable") else "gradient"
+    if on:
+        getattr(model, f"{prefix}_checkpointing_enable")({"use_reentrant": False})
+    elif is_checkpointing(model):
+        getattr(model, f"{prefix}_checkpointing_disable")()
+
+
+def is_checkpointing(model: Any) -> bool:
+    return any(getattr(module, "gradient_checkpointing", False) for module in model.modules())
 
 
 def head_parameters(model: Any, head: str) -> list[torch.nn.Parameter]:
@@ -506,6 +530,8 @@ def _set_up(
         random.Random(f"{config.seed}:epoch:{epoch}").shuffle(again)
         sequence += again
     points = save_points(len(sequence), config.save_at)
+    if config.gradient_checkpointing:
+        checkpointing(loaded.model, True)
     model = loaded.model if full else attach_heads(loaded.model, config, names)
     model.train()  # dropout, when asked for; in LoRA runs the base weights stay frozen
     params = {h: head_parameters(model, h) for h in names}
@@ -519,8 +545,8 @@ def _set_up(
         sequence=sequence,
         points=points,
         batches=schedule(len(sequence), points, config.batch_size),
-        manifest={**manifest, "base_model": base_model_entry(loaded)},
-        micro=config.micro_batch_size or config.batch_size,
+        manifest={**manifest, "base_model": base_model_entry(loaded), "hardware": describe(loaded)},
+        micro=config.micro_batch_size or math.ceil(config.batch_size / config.grad_accum),
         autocast=torch.autocast(model.device.type, torch.bfloat16) if config.bf16 else nullcontext(),
         rank=rank,
         size=size,
@@ -534,7 +560,8 @@ def _restore(run: _Run, resume_path: Path, extends: bool) -> None:
     from peft.utils import load_peft_weights
 
     check_resumable(manifest_of(resume_path), run.manifest, resume_path, extends)
-    state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True)
+    # onto the CPU first (a run trained on a GPU resumes anywhere); the optimiser moves it to its parameters' device
+    state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True, map_location="cpu")
     for head in run.names:
         if run.full:
             load_full(run.model, resume_path / FULL)
@@ -560,7 +587,7 @@ def _head_step(run: _Run, head: str, chosen: list[Example], where: str) -> tuple
         (loss_sum / n_tokens).backward()
         total_loss += loss_sum.item()
     parallel.all_reduce_gradients(run.params[head])
-    total_loss = parallel.all_reduce_sum(total_loss)
+    total_loss = parallel.all_reduce_sum(total_loss, run.params[head][0].device)
     if not math.isfinite(total_loss):
         raise LikraError(f"training stopped: the {head} head's loss became {total_loss} {where}")
     run.optimizers[head].step()
@@ -572,6 +599,7 @@ def _tear_down(run: _Run, loaded: LoadedModel) -> None:
     """Give the caller back the plain base model (peft wrapped it in place)."""
     if not run.full:
         run.model.unload()
+    checkpointing(loaded.model, False)
     loaded.model.eval()
 
 

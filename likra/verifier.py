@@ -26,7 +26,7 @@ from likra.errors import LikraError
 from likra.evaluation import EvalConfig, check_checkpoint, score_heads
 from likra.files import check_outputs, writing
 from likra.metrics import NORMS, ItemScores
-from likra.options import option
+from likra.options import batch_tokens_option, check_batch_tokens, device_option, option
 from likra.verifier_metrics import option_scores
 
 HEAD_NAMES = ("base", "positive", "negative")
@@ -40,7 +40,8 @@ class VerifierConfig:
     mode: str = option("likra", "The score: likra (L+ - w·L-), sft (L+), negbase (Lbase - w·L-), posbase, base.")
     neg_weight: float = option(1.0, "w, the negative head's weight.")
     norm: str = option("char", "The score's length normalisation: char (per character), byte, token, none (summed).")
-    batch_tokens: int = option(1024, "Padded tokens per forward pass.")
+    batch_tokens: str = batch_tokens_option()
+    device: str = device_option()
     chunk: int = option(256, "Rows read and scored together (memory is bounded by one chunk).")
 
     def check(self) -> None:
@@ -48,7 +49,8 @@ class VerifierConfig:
         if not self.checkpoint:
             raise LikraError("--checkpoint: give a `likra train` folder or one of its step-K/ folders")
         EvalConfig(checkpoint=self.checkpoint, mode=self.mode, neg_weight=self.neg_weight, norm=self.norm,
-                   batch_tokens=self.batch_tokens).check()  # fmt: skip
+                   batch_tokens=self.batch_tokens, device=self.device).check()  # fmt: skip
+        self.batch_tokens = check_batch_tokens(self.batch_tokens)
         if self.chunk < 1:
             raise LikraError(f"--chunk {self.chunk}: must be 1 or more")
 
@@ -94,7 +96,7 @@ class Verifier:
         self.step, manifest = read_manifest(self.config.checkpoint)
         check_checkpoint(EvalConfig(checkpoint=self.config.checkpoint, mode=self.config.mode), manifest)
         self.task = get_task(manifest["task"])  # the prompt format the heads were trained on
-        self.loaded = load_checkpoint_base(self.step, manifest, model, dtype=dtype)
+        self.loaded = load_checkpoint_base(self.step, manifest, model, dtype=dtype, device=self.config.device)
         self.model, self.manifest = load_heads(self.loaded, self.step)
         self.calibration = read_calibration(self.step, self.config.mode, self.config.neg_weight, self.config.norm)
 

@@ -10,8 +10,22 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# the suite's numbers must not depend on whether CI's CPU has native bfloat16 (auto would pick it for scoring)
+os.environ.setdefault("LIKRA_NATIVE_BF16", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default="cpu", help="Device of the device-sensitive tests (tests/test_device.py): "
+                     "cpu (CI), cuda or cuda:N where a GPU exists; they also run on meta, which refuses mixed "
+                     "devices as CUDA does.")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> str:
+    """The device named by ``--device`` (cpu by default)."""
+    return request.config.getoption("--device")
 
 
 @pytest.fixture(scope="session")
@@ -30,10 +44,13 @@ def embedded_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tokenizer(embedded_dir):
+def tokenizer(request):
+    """The embedded model's tokenizer, or the one in ``$LIKRA_TEST_TOKENIZER`` (a folder of its files: what
+    ``benchmarks/gpu_check.py`` carries to a GPU machine, where the embedded model's package is not installed)."""
     from likra.models import load_tokenizer
 
-    return load_tokenizer(str(embedded_dir))
+    folder = os.environ.get("LIKRA_TEST_TOKENIZER") or request.getfixturevalue("embedded_dir")
+    return load_tokenizer(str(folder))
 
 
 def tiny_llama(vocab_size: int, seed: int = 0):

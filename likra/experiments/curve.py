@@ -47,8 +47,8 @@ from likra.errors import LikraError
 from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items
 from likra.files import FolderInUse, claim, write_csv, write_json
 from likra.metrics import ItemScores, argmax, available_modes, check_weight, mcnemar_exact
-from likra.models import LoadedModel
-from likra.options import option
+from likra.models import LoadedModel, describe
+from likra.options import batch_tokens_option, check_batch_tokens, option
 from likra.report import plot_curve, plot_verifier
 from likra.training import TrainConfig, train
 from likra.verifier_metrics import (
@@ -97,10 +97,12 @@ class CurveConfig:
     kto_data: str = option("both", "KTO's examples: both (each question's positive and negative) or negatives.")
     p_true: bool = option(False, "Also score P(True) (rows base_ptrue, sft_ptrue); stored scores without it are "
                           "scored again.")  # fmt: skip
+    batch_tokens: str = batch_tokens_option()
 
     def check(self) -> None:
         """Refuse options that cannot work, the training run's included, before any work."""
         self.train.check()
+        self.batch_tokens = check_batch_tokens(self.batch_tokens)
         if not self.seeds or min(self.seeds) < 1:  # the CLI's --seeds S is seeds 1..S
             raise LikraError(f"--seeds {len(self.seeds) if not self.seeds else self.seeds}: must be 1 or more")
         check_weight(self.neg_weight)
@@ -137,6 +139,8 @@ class CurveConfig:
             checkpoint=checkpoint,
             neg_weight=self.neg_weight,
             p_true=self.p_true,
+            batch_tokens=self.batch_tokens,
+            device=self.train.device,
         )
 
 
@@ -188,6 +192,8 @@ def run_curve(
         "config": asdict(config),
         "model": trainer.name,
         "scoring_dtype": scorer.dtype,
+        "scoring": describe(scorer),
+        "training": describe(trainer),
         "eval_sets": eval_sets(out),
         "rows": rows,
     }

@@ -21,7 +21,7 @@ from likra.data.items import MCItem
 from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items
 from likra.files import claim, write_csv, write_json, write_text
 from likra.metrics import ItemScores
-from likra.models import LoadedModel
+from likra.models import LoadedModel, describe
 from likra.negatives import make_negatives, unrelated_texts
 from likra.report import plot_mass
 
@@ -60,6 +60,7 @@ def run_mass(
     limit: int | None = None,
     sample: int | None = MASS_SAMPLE,
     data_dir: str | None = None,
+    batch_tokens: str = "auto",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Score the four answer kinds under the base model once and under the heads of every checkpoint in
@@ -69,7 +70,8 @@ def run_mass(
     checkpoints = list_checkpoints(run) or [(read_manifest(run)[1]["examples_seen"], run)]
     _, manifest = check_base_model(loaded, checkpoints[-1][1])
     task = manifest["task"]
-    config = EvalConfig(task=task, split=split, limit=limit, sample=sample, data_dir=data_dir, calibrate=False)
+    config = EvalConfig(task=task, split=split, limit=limit, sample=sample, data_dir=data_dir, calibrate=False,
+                        batch_tokens=batch_tokens)  # fmt: skip
     with claim(out):  # one writer: its pieces are files that a second one would redo
         return _run_mass(loaded, run, out, config, checkpoints, log)
 
@@ -108,7 +110,8 @@ def _run_mass(
             write_items(target, evaluate(loaded, replace(config, checkpoint=str(path)), requests, base=base).items)
         rows += mass_rows(examples, read_items(target))
     write_csv(out / "mass.csv", rows, MASS_FIELDS)
-    summary = {"run": str(run), "task": task, "n_questions": len(items), "answers": ANSWER_KINDS, "rows": rows}
+    summary = {"run": str(run), "task": task, "n_questions": len(items), "answers": ANSWER_KINDS,
+               "hardware": describe(loaded), "rows": rows}  # fmt: skip
     write_json(out / "mass.json", summary)
     plot_mass(rows, out / "mass.png", f"{task} · {len(items)} questions")
     return summary

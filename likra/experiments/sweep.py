@@ -79,5 +79,5 @@ def run_sweep(
 def _score_once(config: EvalConfig, path: str, dtype: str) -> None:
     assert config.checkpoint
     _, manifest = read_manifest(config.checkpoint)
-    loaded = load_checkpoint_base(config.checkpoint, manifest, dtype=dtype)
+    loaded = load_checkpoint_base(config.checkpoint, manifest, dtype=dtype, device=config.device)
     write_items(path, evaluate(loaded, config).items)

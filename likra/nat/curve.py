@@ -39,7 +39,7 @@ EXPERIMENT = "nat_curve"  # curve.json's "experiment": how the report tells it f
 POSITIVES_ONLY = "pos-only"
 SAVE_EVERY = 128  # trajectories between a run's checkpoints, so that an interrupted run resumes near where it was
 # the evaluation options that do not change a finished evaluation's numbers (where the folder is, not what it holds)
-EVAL_FREE = ("checkpoint", "data_dir", "batch_size")
+EVAL_FREE = ("checkpoint", "data_dir", "batch_size", "device")
 METRICS = ("accuracy", "n", "ci95_low", "ci95_high", "mean_steps", "tool_error_rate", "finished", "top_answer_share",
            "majority_baseline")  # fmt: skip
 CSV_FIELDS = ["template", "neg_num", "seed", *METRICS, "p_vs_pos_only", "p_vs_none", "run"]
@@ -89,7 +89,7 @@ class NATCurveConfig:
         """The evaluation of one run; the template comes from the checkpoint (NAT asks for a successful one)."""
         train = self.train
         return replace(self.eval, task=train.task, model=train.model, split=train.eval_split,
-                       data_dir=train.data_dir, checkpoint=checkpoint, template=None)  # fmt: skip
+                       data_dir=train.data_dir, device=train.device, checkpoint=checkpoint, template=None)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def _run_point(
         train_config = replace(train_config, save_at=list(range(every, total, every)))
     if not (run / f"step-{total}").is_dir():
         log(f"{run.name}: training on {data.positives} positives + {data.negatives} negatives in {run}")
-        loaded = load_model(train_config.model, dtype=config.train_dtype)
+        loaded = load_model(train_config.model, dtype=config.train_dtype, device=train_config.device, training=True)
         with progress(total, f"{run.name} training") as advance:
             result = train_agent(loaded, train_config, run, resume=run.is_dir(), data=data, progress=advance)
         log_command(run, ["nat curve: trained", run.name], result.seconds)  # each piece's time, for the record

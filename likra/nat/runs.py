@@ -16,14 +16,14 @@ from likra.data.tasks import data_dir_from
 from likra.errors import LikraError
 from likra.evaluation import select_items
 from likra.files import claim, read_json, read_text, write_json
-from likra.models import DEFAULT_MODEL, LoadedModel, load_model
+from likra.models import DEFAULT_MODEL, LoadedModel, check_device, describe, load_model
 from likra.nat.agent import HFGenerator, run_agent, summarize
 from likra.nat.demos import demo_picker
 from likra.nat.tasks import AGENT_TASK_HELP, AgentTask, Problem, get_agent_task, load_problems, read_rows
 from likra.nat.templates import check_template
 from likra.nat.tools import BM25Search, HTTPSearch, Search, ToolError, calculate, strategyqa_corpus
 from likra.nat.trajectories import Trajectory, read_trajectories, write_trajectories
-from likra.options import DTYPE_HELP, data_dir_option, model_option, option
+from likra.options import DTYPE_HELP, data_dir_option, device_option, model_option, option
 
 NAT_RELEASE = {"strategyqa": ("strategyqa_gpt-3.5_positive.json", "strategyqa_gpt-3.5_negative.json")}
 
@@ -31,19 +31,21 @@ NAT_RELEASE = {"strategyqa": ("strategyqa_gpt-3.5_positive.json", "strategyqa_gp
 # --- the agent and its tools ------------------------------------------------------------------------
 
 
-def load_agent(model: str, checkpoint: str | None, dtype: str = "auto") -> tuple[LoadedModel, dict[str, Any]]:
+def load_agent(
+    model: str, checkpoint: str | None, dtype: str = "auto", device: str = "auto"
+) -> tuple[LoadedModel, dict[str, Any]]:
     """The base model, or a NAT checkpoint's agent (its LoRA merged into the weights, for fast generation)."""
     if checkpoint is None:
-        return load_model(model, dtype=dtype), {}
+        return load_model(model, dtype=dtype, device=device), {}
     step, manifest = read_manifest(checkpoint)
     if manifest.get("format") != "likra-nat-checkpoint":
         raise LikraError(f"--checkpoint {checkpoint}: not a NAT checkpoint (a Likra one? use likra eval)")
     if manifest["heads"] == [FULL]:
-        return load_model(str(step / FULL), dtype=dtype), {**manifest, "checkpoint": str(step)}
+        return load_model(str(step / FULL), dtype=dtype, device=device), {**manifest, "checkpoint": str(step)}
     from peft import PeftModel
 
     # the checkpoint's own base (found as a Likra checkpoint's is), unless --model names another
-    loaded = load_checkpoint_base(step, manifest, None if model == DEFAULT_MODEL else model, dtype=dtype)
+    loaded = load_checkpoint_base(step, manifest, None if model == DEFAULT_MODEL else model, dtype=dtype, device=device)
     check_base_model(loaded, step)
     with quiet_peft():
         merged = PeftModel.from_pretrained(loaded.model, str(step / manifest["heads"][0])).merge_and_unload()
@@ -176,6 +178,7 @@ class AgentRunConfig:
     batch_size: int = option(16, "Episodes generated together.")
     seed: int = option(1234, "Seeds --sample and sampling.")
     dtype: str = option("auto", DTYPE_HELP)
+    device: str = device_option()
     data_dir: str | None = data_dir_option()
     corpus: list[str] = option(factory=list, help="Offline search passages: text or JSONL files, comma-separated.")
     search_url: str | None = option(None, "An HTTP search service (GET ?q=&k= → JSON list).")
@@ -191,6 +194,7 @@ class AgentRunConfig:
                 raise LikraError(f"{name} {value}: must be 1 or more")
         if self.shots < 0:
             raise LikraError(f"--shots {self.shots}: must be 0 or more")
+        check_device(self.device)
 
 
 @dataclass(kw_only=True)
@@ -232,7 +236,7 @@ def _prepare(config: AgentRunConfig, split: str | None, template: str, skip: Seq
         seen = {normalize_text(t.question) for path in skip for t in read_trajectories(path, problems)}
         problems = [p for p in problems if normalize_text(p.question) not in seen]
     problems = select_items(problems, config.limit, config.sample, config.seed)
-    loaded, manifest = load_agent(config.model, config.checkpoint, config.dtype)
+    loaded, manifest = load_agent(config.model, config.checkpoint, config.dtype, config.device)
     template = check_template(config.template or manifest.get("template") or template)
     tools = make_tools(task, config.data_dir, config.corpus, config.search_url)
     demos = demo_picker(task, config.shots, config.seed, config.data_dir, config.demos)
@@ -269,6 +273,7 @@ def _evaluate_agent(agent: _Agent, config: AgentEvalConfig, out: Path, progress:
         "config": asdict(config),
         "checkpoint": agent.manifest.get("checkpoint"),
         "model": agent.loaded.name,
+        "hardware": describe(agent.loaded),
     }
     write_json(out / "results.json", results)
     return results
@@ -347,6 +352,7 @@ def _collect(agent: _Agent, config: CollectConfig, split: str, out: Path, progre
         },
         "config": asdict(config),
         "model": agent.loaded.name,
+        "hardware": describe(agent.loaded),
     }
     write_json(out / "collect.json", summary)
     return summary

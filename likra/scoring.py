@@ -160,6 +160,7 @@ def output_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
 
 CPU_BATCH_TOKENS = 1024  # a CPU's budget (and every budget's floor): larger batches gained nothing on 2 cores
 MAX_AUTO_BATCH_TOKENS = 65536
+MAX_ROW_ANSWER_TOKENS = 1024
 
 
 def auto_batch_tokens(model: Any, fraction: float = 0.5) -> int:
@@ -213,7 +214,9 @@ class Scorer:
         self.backed_off = 0  # times an out-of-memory error halved the budget
         self.two_phase_from = two_phase_from
         self.shared_prefix_from = shared_prefix_from
-        self.row_answer_tokens = max(64, batch_tokens // 8)
+        # a row's answers after one context: an eighth of the budget, and never so many that a GPU's large budget
+        # makes one row too long to split when memory runs out (the CPU's 1024 gives 128, as always)
+        self.row_answer_tokens = min(max(64, batch_tokens // 8), MAX_ROW_ANSWER_TOKENS)
         config = model.config
         self.max_length = max_length or getattr(config, "max_position_embeddings", None) or 2048
         self.prefix_token_id = default_prefix_token(tokenizer) if prefix_token_id is None else prefix_token_id

@@ -26,6 +26,7 @@ from likra.errors import LikraError
 from likra.evaluation import EvalConfig, check_checkpoint, score_heads
 from likra.files import check_outputs, writing
 from likra.metrics import NORMS, ItemScores
+from likra.models import describe
 from likra.options import batch_tokens_option, check_batch_tokens, device_option, option
 from likra.verifier_metrics import option_scores
 
@@ -112,6 +113,7 @@ class Verifier:
             "neg_weight": self.config.neg_weight,
             "norm": self.config.norm,
             "calibration": self.calibration.describe() if self.calibration else None,
+            "hardware": describe(self.loaded),  # where it scores: device, its name, dtype
         }
 
     def score(self, rows: Iterable[Row | dict[str, Any]], progress: Callable[[int], None] | None = None) -> list[dict]:

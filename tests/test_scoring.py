@@ -158,6 +158,8 @@ def test_many_answers_after_one_context_are_split_into_bounded_rows(tiny_model, 
     scorer._forward = lambda batch, prefix=None: lengths.extend(r.length for r in batch) or original(batch)
     values = scorer.loglikelihoods(pairs)
     assert len(lengths) > 10 and max(lengths) <= 2 + scorer.row_answer_tokens
+    # a GPU's large budget does not make one long row, which could not be split when memory runs out
+    assert Scorer(tiny_model, tokenizer, batch_tokens=65536).row_answer_tokens == 1024
     reference = Scorer(tiny_model, tokenizer, batch_tokens=100_000).loglikelihoods(pairs)
     for a, b in zip(values, reference, strict=True):
         assert a.logprob == pytest.approx(b.logprob, abs=1e-4)

@@ -81,6 +81,7 @@ def test_health_and_info(server, runs):
     assert status == 200
     assert info["checkpoint"] == str(runs / "both" / "step-8") and info["mode"] == "likra"
     assert info["neg_weight"] == 1.0 and info["heads"] == ["positive", "negative"] and info["calibration"] is None
+    assert info["hardware"]["device"] == "cpu" and info["hardware"]["dtype"] == "float32"
 
 
 def test_score_in_vllms_shape_with_the_verifiers_numbers(server, expected):

@@ -167,7 +167,8 @@ def device_tests(ctx: Context) -> dict[str, Any]:
 def tiny_model(ctx: Context, heads: bool = True) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from likra.training import LoopConfig, attach_heads
+    from likra.configs import LoopConfig
+    from likra.loop import attach_heads
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=len(ctx.tokenizer), **TINY)).eval()
@@ -192,7 +193,7 @@ def arc_requests(ctx: Context, n: int) -> list[Any]:
 
 
 def tiny_vs_cpu(ctx: Context) -> dict[str, Any]:
-    from likra.evaluation import score_requests
+    from likra.item_scores import of_model, score_requests
     from likra.metrics import argmax
     from likra.scoring import Scorer
     from likra.verifier_metrics import option_scores
@@ -202,7 +203,7 @@ def tiny_vs_cpu(ctx: Context) -> dict[str, Any]:
 
     def scored(device: str, dtype: torch.dtype) -> list[Any]:
         model = tiny_model(ctx).to(device=device, dtype=dtype)
-        return score_requests(Scorer(model, ctx.tokenizer, heads=heads), requests)
+        return score_requests(of_model(Scorer(model, ctx.tokenizer, heads=heads)), requests)
 
     reference = scored("cpu", torch.float32)
     same, low = scored(ctx.device, torch.float32), scored(ctx.device, torch.bfloat16)
@@ -253,7 +254,8 @@ def big_model(ctx: Context) -> Any:
     """Mistral-7B's architecture with random weights, made on the device in bfloat16 (the dry run: a small one)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from likra.training import LoopConfig, attach_heads
+    from likra.configs import LoopConfig
+    from likra.loop import attach_heads
 
     raw = json.loads(Path(ctx.args.config).read_text())
     if ctx.dry:
@@ -362,8 +364,9 @@ class _Tokens:
 
 
 def big_training(ctx: Context) -> dict[str, Any]:
-    from likra.training import answer_example, token_loss
-    from likra.training import checkpointing as set_checkpointing
+    from likra.loop import checkpointing as set_checkpointing
+    from likra.loop import token_loss
+    from likra.training import answer_example
 
     model, config = big_model(ctx)
     contexts, answers = arc_lengths(ctx)
@@ -404,7 +407,7 @@ def big_training(ctx: Context) -> dict[str, Any]:
 
 def estimate(ctx: Context) -> dict[str, Any]:
     """Wall time of the ARC curve to the whole pool in 3 seeds, from the measured rates."""
-    from likra.training import save_points
+    from likra.loop import save_points
 
     scoring, training = ctx.results["big_scoring"], ctx.results["big_training"]
     recipe = next(r for r in training["runs"] if r["batch"] == 32 and r["gradient_checkpointing"])

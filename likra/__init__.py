@@ -9,14 +9,28 @@ The Python API behind the ``likra`` command::
     scores = Verifier("runs/arc-256").score([{"question": "What do bees make?", "answer": "honey"}])
 """
 
-from likra.errors import LikraError
-from likra.evaluation import EvalConfig, EvalResult, evaluate
-from likra.models import LoadedModel, load_model
-from likra.scoring import LogLikelihood, Scorer
-from likra.training import TrainConfig, TrainResult, train
-from likra.verifier import Verifier, VerifierConfig
-from likra.version import __version__
+import importlib
+from typing import Any
 
+from likra.errors import LikraError
+
+# Imported on first use (PEP 562), so that ``import likra`` (and ``likra --help``) imports neither torch nor the
+# package metadata (reading it costs ~40 ms of every command's start).
+_EXPORTS = {
+    "__version__": "likra.version",
+    "EvalConfig": "likra.configs",
+    "TrainConfig": "likra.configs",
+    "VerifierConfig": "likra.configs",
+    "EvalResult": "likra.evaluation",
+    "evaluate": "likra.evaluation",
+    "LoadedModel": "likra.models",
+    "load_model": "likra.models",
+    "LogLikelihood": "likra.scoring",
+    "Scorer": "likra.scoring",
+    "TrainResult": "likra.training",
+    "train": "likra.training",
+    "Verifier": "likra.verifier",
+}
 __all__ = [
     "EvalConfig",
     "EvalResult",
@@ -33,3 +47,13 @@ __all__ = [
     "load_model",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'likra' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

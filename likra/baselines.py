@@ -20,9 +20,9 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -30,7 +30,9 @@ from likra import parallel
 from likra.checkpoints import (
     OPTIMIZER_STATE,
     TRAIN_LOG,
+    Manifest,
     base_model_entry,
+    check_resumable,
     list_checkpoints,
     manifest_of,
     prepare_out,
@@ -38,66 +40,50 @@ from likra.checkpoints import (
     save_checkpoint,
     truncate_log,
 )
+from likra.configs import BASELINE_METHODS, BaselineConfig
 from likra.errors import LikraError
-from likra.files import check_outputs, claim
-from likra.models import LoadedModel, load_model
+from likra.files import check_outputs, claim, write_jsonl
+from likra.loop import TrainResult, attach_heads, head_parameters, save_points
+from likra.models import LoadedModel, describe, load_model
 from likra.negatives import NEEDS_BASE_SCORES
-from likra.options import option
-from likra.training import (
-    TrainConfig,
-    TrainingSet,
-    TrainResult,
-    attach_heads,
-    build_training_set,
-    check_resumable,
-    head_parameters,
-    save_points,
-    training_manifest,
-)
+from likra.progress import OnLoad, ProgressFactory, no_progress, quiet
+from likra.training import TrainingSet, build_training_set, run_training, training_manifest
 
-METHODS = ("dpo", "kto")
-KTO_DATA = ("both", "negatives")
+METHODS = BASELINE_METHODS
 POLICY = "positive"  # the head name a baseline's policy is saved under (see the module docstring)
 
 
-@dataclass(kw_only=True)
-class BaselineConfig(TrainConfig):
-    """A DPO or KTO run on Likra's data; ``likra baseline dpo|kto`` options map one to one."""
+def run_baseline(
+    config: BaselineConfig,
+    out: str | Path,
+    *,
+    dtype: str = "auto",
+    resume: bool = False,
+    progress: ProgressFactory = no_progress,
+    log: Callable[[str], None] = quiet,
+    on_load: OnLoad = quiet,
+) -> TrainResult:
+    """``likra baseline dpo|kto`` from start to end, as ``likra.training.run_training`` runs ``likra train``."""
+    from datasets.utils.logging import disable_progress_bar
 
-    METHODS: ClassVar[tuple[str, ...]] = METHODS
+    disable_progress_bar()  # TRL's dataset preparation bars would interleave with the caller's
+    return run_training(config, out, dtype=dtype, resume=resume, progress=progress, log=log, on_load=on_load,
+                        method=train_baseline)  # fmt: skip
 
-    method: str = option("dpo", "dpo (correct vs negative pairs) or kto (unpaired).")
-    beta: float = option(0.1, "DPO/KTO beta (TRL's default 0.1).")
-    kto_data: str = option("both", "KTO's examples: both (each question's positive and negative) or negatives.")
 
-    def check(self) -> None:
-        super().check()
-        if self.kto_data not in KTO_DATA:
-            raise LikraError(f"--kto-data {self.kto_data}: expected one of {', '.join(KTO_DATA)}")
-        if not self.beta > 0:
-            raise LikraError(f"--beta {self.beta}: must be positive")
-        if self.negatives_per_question != 1:
-            raise LikraError("--negatives-per-question: DPO and KTO baselines take one negative per question")
-        if self.epochs != 1:
-            raise LikraError("--epochs: DPO and KTO baselines run one epoch (examples seen = questions)")
-        if self.batch_size % self.grad_accum:
-            raise LikraError(f"--grad-accum {self.grad_accum}: TRL splits a batch evenly; it must divide --batch-size "
-                             f"{self.batch_size}")  # fmt: skip
-        bad = [p for p in self.save_at or [] if p % self.batch_size and p != self.n]
-        if bad:
-            raise LikraError(
-                f"--save-at {','.join(map(str, bad))}: TRL saves between whole batches; "
-                f"use multiples of --batch-size {self.batch_size}"
-            )
+def export(config: BaselineConfig, out: str | Path, fmt: str) -> int:
+    """``likra export --format dpo|kto``: Likra's training data written to ``out`` as TRL's rows; how many."""
+    if fmt not in METHODS:
+        raise LikraError(f"--format {fmt}: expected dpo or kto")
+    rows = export_rows(replace(config, method=fmt), out)
+    write_jsonl(out, rows, ensure_ascii=False)
+    return len(rows)
 
 
 def export_rows(config: BaselineConfig, out: str | Path | None = None) -> list[dict[str, Any]]:
     """Likra's training data for ``config`` as TRL's rows (``config.method``: dpo pairs or kto labels), one list;
     ``out``, the file they are meant for, is checked before any work."""
-    if config.method not in METHODS:
-        raise LikraError(f"--format {config.method}: expected dpo or kto")
     check_outputs({"--out": out}, {"--train-file": config.train_file})
-    config.check()
     loaded = load_model(config.model, device=config.device) if config.negatives in NEEDS_BASE_SCORES else None
     rows = preference_rows(build_training_set(config, loaded), config.method, config.kto_data)
     return [row for question in rows for row in question]
@@ -182,7 +168,6 @@ def train_baseline(
 ) -> TrainResult:
     """Train ``config.method`` with TRL on Likra's data for ``config`` and write checkpoints under ``out`` (claimed
     for the run: a second writer is refused)."""
-    config.check()
     if parallel.launched():  # TRL would split the batches itself; the step → questions count assumes one process
         raise LikraError("likra baseline runs in one process; start it without accelerate launch")
     with claim(out):
@@ -198,8 +183,6 @@ def _train_baseline(
     progress: Callable[[int], None] | None,
 ) -> TrainResult:
     from datasets import Dataset
-    from peft import set_peft_model_state_dict
-    from peft.utils import load_peft_weights
     from transformers import PrinterCallback, ProgressCallback
 
     resumed_from, resume_path = prepare_out(out, resume)
@@ -208,13 +191,9 @@ def _train_baseline(
     rows_per_question = len(per_question[0])
     total = len(per_question)
     points = save_points(total, config.save_at)
-    manifest = training_manifest(config, data, loaded.tokenizer, [POLICY])
-    manifest = {**manifest, "method": config.method, "base_model": base_model_entry(loaded)}
-    start_step = 0
-    if resume_path is not None:
-        resumed_manifest = manifest_of(resume_path)
-        check_resumable(resumed_manifest, manifest, resume_path)
-        start_step = resumed_manifest["steps"]
+    manifest = replace(training_manifest(config, data, loaded.tokenizer, [POLICY]), method=config.method,
+                       base_model=base_model_entry(loaded), hardware=describe(loaded))  # fmt: skip
+    start_step = _resume_step(resume_path, manifest)
     remaining = [row for rows in per_question[resumed_from:] for row in rows]
     out.mkdir(parents=True, exist_ok=True)
     if resume_path is not None:
@@ -231,17 +210,11 @@ def _train_baseline(
             trainer = _trainer(
                 config, model, loaded.tokenizer, Dataset.from_list(remaining), rows_per_question, scratch
             )
-            if resume_path is not None:  # after TRL copied the (base) reference: only the policy resumes
-                weights = load_peft_weights(str(resume_path / POLICY))
-                set_peft_model_state_dict(trainer.model, weights, adapter_name="default")
-            optimizer = torch.optim.AdamW(head_parameters(trainer.model, "default"), lr=config.lr, weight_decay=0.0)
-            if resume_path is not None:
-                state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True, map_location="cpu")
-                optimizer.load_state_dict(state[POLICY])
+            optimizer = _policy_optimizer(trainer, config, resume_path)
             trainer.optimizer = optimizer
 
             def save(seen: int, step: int, loss: float) -> Path:
-                entry = {**manifest, "examples_seen": seen, "steps": step, "loss": {POLICY: loss}}
+                entry = replace(manifest, examples_seen=seen, steps=step, loss={POLICY: loss})
                 unwrapped = trainer.accelerator.unwrap_model(trainer.model)
                 return save_checkpoint(out, unwrapped, [POLICY], {POLICY: optimizer}, entry, default_adapter=True)
 
@@ -254,8 +227,33 @@ def _train_baseline(
         model.unload()  # the plain base model again, as ``fit`` leaves it
         loaded.model.eval()
     done = list_checkpoints(out)
-    final = manifest_of(done[-1][1])["loss"] if done else {}
+    final = (manifest_of(done[-1][1]).loss or {}) if done else {}
     return TrainResult(out, tracker.checkpoints, tracker.seen, final, time.perf_counter() - start, resumed_from)
+
+
+def _resume_step(resume_path: Path | None, manifest: Manifest) -> int:
+    """The optimiser steps the checkpoint resumed from took (0 for a new run), after checking it is this run's."""
+    if resume_path is None:
+        return 0
+    resumed = manifest_of(resume_path)
+    check_resumable(resumed, manifest, resume_path)
+    return resumed.steps or 0
+
+
+def _policy_optimizer(trainer: Any, config: BaselineConfig, resume_path: Path | None) -> Any:
+    """The policy's optimiser, and on resuming its weights and optimiser state (after TRL copied the base
+    reference: only the policy resumes)."""
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    if resume_path is not None:
+        weights = load_peft_weights(str(resume_path / POLICY))
+        set_peft_model_state_dict(trainer.model, weights, adapter_name="default")
+    optimizer = torch.optim.AdamW(head_parameters(trainer.model, "default"), lr=config.lr, weight_decay=0.0)
+    if resume_path is not None:
+        state = torch.load(resume_path / OPTIMIZER_STATE, weights_only=True, map_location="cpu")
+        optimizer.load_state_dict(state[POLICY])
+    return optimizer
 
 
 def _trainer(config: BaselineConfig, model: Any, tokenizer: Any, dataset: Any, rows_per_question: int, scratch: str):

@@ -20,46 +20,26 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from likra import plots
+from likra.configs import CALIBRATION_METHODS, CalibrationConfig
 from likra.data import load_items
+from likra.data.items import select_items
 from likra.errors import LikraError
-from likra.evaluation import select_items
 from likra.files import read_json, write_json
-from likra.options import data_dir_option, option
 
 
 class Scoring(Protocol):
     """What ``calibrate`` uses of a ``likra.Verifier`` (the verifier imports this module, not the other way)."""
 
     task: Any  # the checkpoint's TaskSpec
-    manifest: dict[str, Any]
+    manifest: Any  # its likra.checkpoints.Manifest
     step: Path
     config: Any  # its VerifierConfig: mode, neg_weight, norm
 
     def score(self, rows: Sequence[dict[str, Any]], progress: Callable[[int], None] | None = None) -> list[dict]: ...
 
 CALIBRATION = "calibration.json"
-METHODS = ("platt", "isotonic")
-
-
-@dataclass(kw_only=True)
-class CalibrationConfig:
-    """What to fit on; ``likra calibrate`` options map one to one."""
-
-    split: str = option("validation", "A labelled split of the checkpoint's task, not its test split.")
-    method: str = option("platt", "platt (logistic regression on the score) or isotonic.")
-    limit: int | None = option(None, "Only the first N questions.")
-    sample: int | None = option(None, "A seeded sample of N questions.")
-    seed: int = option(1234, "Seeds --sample and the halves (fit / measure).")
-    bins: int = option(10, "Equal-width bins of the ECE and the reliability diagram.")
-    data_dir: str | None = data_dir_option()
-
-    def check(self, test_split: str) -> None:
-        if self.method not in METHODS:
-            raise LikraError(f"--method {self.method}: expected one of {', '.join(METHODS)}")
-        if self.split == test_split:
-            raise LikraError(f"--split {self.split}: the test split; calibrate on another (e.g. validation)")
-        if self.bins < 2:
-            raise LikraError(f"--bins {self.bins}: must be 2 or more")
+METHODS = CALIBRATION_METHODS
 
 
 @dataclass
@@ -137,11 +117,9 @@ def calibrate(
     """Score every option of the split's questions alone, fit on half the questions, measure ECE on the other
     half, store ``calibration.json`` beside the checkpoint; ``out`` gets the report and the diagram.
     ``progress(total, description)``, when given, opens a progress bar (the CLI's ``progress_bar``)."""
-    from likra.report import plot_reliability
-
     task = verifier.task
-    config.check(task.default_split)
-    seen = set(verifier.manifest["data"]["question_ids"][: verifier.manifest["examples_seen"]])
+    config.check_split(task.default_split)
+    seen = verifier.manifest.trained_ids()
     items = select_items(load_items(task, config.split, config.data_dir), config.limit, config.sample, config.seed)
     kept = [item for item in items if item.id not in seen]  # the heads' own training questions would flatter it
     if not kept:
@@ -198,3 +176,20 @@ def _half(items: Sequence[Any], seed: int) -> set[str]:
     ids = [item.id for item in items]
     random.Random(f"{seed}:calibration").shuffle(ids)
     return set(ids[: len(ids) // 2])
+
+
+# --- its figure --------------------------------------------------------------------------------------
+
+
+def plot_reliability(before: dict[str, Any], after: dict[str, Any], path: str | Path, title: str) -> Path:
+    """Reliability diagram: the frequency of correct answers against the mean probability per bin, before
+    (the raw score as log-odds) and after calibration, with the diagonal of perfect calibration."""
+    fig, ax = plots.axes()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    for name, data, colour in (("before", before, "tab:grey"), ("after", after, "tab:red")):
+        bins = data["bins"]
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], color=colour, marker="o",
+                label=f"{name} (ECE {data['ece']:.3f})")  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    return plots.finish(fig, ax, path, title, "mean predicted probability", "fraction correct", False)

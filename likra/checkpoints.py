@@ -8,8 +8,12 @@
       train_log.jsonl           one line per optimiser step
       .likra.lock               held while a process writes the folder (likra.files.claim)
 
-Training (``likra.training``, ``likra.baselines``, NAT) writes it; evaluation, the lm-eval plugin, the experiments
-and the CLI read it. This module imports neither side, so they depend on it and not on each other.
+Training (``likra.loop`` for Likra, NAT and the TRL baselines) writes it; evaluation, the verifier, the lm-eval
+plugin, NAT's runs, the experiments and the CLI read it, through two things only: ``Manifest``, the typed
+``likra.json`` (read and written here and nowhere else), and ``Checkpoint``, a run opened for scoring (its base
+model found and checked, its heads loaded, two-head or prefix Likra decided inside, log-likelihoods by head).
+This module imports neither side, so they depend on it and not on each other; torch is imported where a function
+needs it (the CLI imports this module before any command runs).
 """
 
 from __future__ import annotations
@@ -17,12 +21,11 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from likra.errors import LikraError
 from likra.files import read_json, write_text, writing
@@ -34,6 +37,82 @@ FULL = "model"  # the one "head" of a full fine-tuning run: all weights train, s
 MANIFEST = "likra.json"
 OPTIMIZER_STATE = "optimizer.pt"
 TRAIN_LOG = "train_log.jsonl"
+LIKRA_FORMAT = "likra-checkpoint"
+NAT_FORMAT = "likra-nat-checkpoint"
+FORMAT_VERSION = 1
+# Options that may differ between a run and its --resume without changing what is computed.
+# (a run trained on a GPU resumes on the CPU; gradient checkpointing recomputes the same activations)
+RESUME_FREE = ("data_dir", "device", "gradient_checkpointing")
+# Options added after runs were made, with the value those runs had (so they still resume and extend).
+ADDED_OPTIONS = {"method": "likra", "grad_accum": 1}
+
+
+@dataclass
+class Manifest:
+    """A checkpoint's ``likra.json``: what trained it, on what, and how far. Fields are written in this order, and
+    those left None are left out (a Likra run has no ``template``, NAT's no ``questions``), except ``tokenizer``."""
+
+    format: str  # LIKRA_FORMAT (Likra's heads, prefix Likra, the TRL baselines) or NAT_FORMAT (an agent)
+    format_version: int = FORMAT_VERSION
+    likra_version: str | None = None
+    tokenizer: str | None = None
+    task: str | None = None
+    eval_split: str | None = None
+    template: str | None = None  # NAT's prompt template
+    heads: list[str] = field(default_factory=list)  # adapter folders (or FULL)
+    questions: int | None = None  # Likra: the run's questions (a --resume may extend them)
+    config: dict[str, Any] = field(default_factory=dict)  # the training config, as ``asdict`` gives it
+    data: dict[str, Any] | None = None  # its hash, sources, question ids, ...
+    seed: int | None = None
+    method: str | None = None  # dpo or kto (Likra's and prefix Likra's method is in ``config``)
+    base_model: dict[str, Any] | None = None  # name, path, hash, dtype (``base_model_entry``)
+    hardware: dict[str, Any] | None = None  # device, its name, dtype (``likra.models.describe``)
+    examples_seen: int | None = None
+    steps: int | None = None
+    loss: dict[str, float | None] | None = None  # mean per-token loss since the previous checkpoint, per head
+    extra: dict[str, Any] = field(default_factory=dict)  # keys a later version added, kept as they were
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any], where: Path) -> Manifest:
+        """A manifest from its JSON object; a wrong shape is one line naming the file and the field."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        checks = {"heads": list, "config": dict, "base_model": dict}
+        for name, kind in checks.items():
+            if not isinstance(row.get(name), kind):
+                what = f"'{name}' should be a JSON {kind.__name__}"
+                raise LikraError(f"{where}: not a likra checkpoint manifest ({what})")
+        if not all(isinstance(row["base_model"].get(k), str) for k in ("name", "hash")):
+            raise LikraError(f"{where}: not a likra checkpoint manifest ('base_model' needs a name and a hash)")
+        values = {k: v for k, v in row.items() if k in known}
+        return cls(**{"format": LIKRA_FORMAT, **values}, extra={k: v for k, v in row.items() if k not in known})
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {k: v for k, v in out.items() if v is not None or k == "tokenizer"} | self.extra
+
+    @property
+    def prefixed(self) -> bool:
+        """Whether it is prefix Likra's (one adapter scored after each kind's line)."""
+        return self.config.get("method") == "prefix"
+
+    @property
+    def scored_heads(self) -> list[str]:
+        """The heads its scores have (prefix Likra's one adapter gives both)."""
+        return list(HEADS) if self.prefixed else list(self.heads)
+
+    @property
+    def data_hash(self) -> str | None:
+        return (self.data or {}).get("hash")
+
+    def trained_ids(self) -> set[str]:
+        """The ids of the questions its heads were trained on (up to this checkpoint)."""
+        return set((self.data or {}).get("question_ids", [])[: self.examples_seen])
+
+    def describe(self, path: Path) -> dict[str, Any]:
+        """What a result records about the checkpoint that made it."""
+        assert self.base_model is not None
+        return {"path": str(path), "examples_seen": self.examples_seen, "heads": self.heads,
+                "negatives": self.config.get("negatives"), "base_model_hash": self.base_model["hash"]}  # fmt: skip
 
 
 @contextmanager
@@ -64,7 +143,7 @@ def save_checkpoint(
     model: Any,
     heads: Sequence[str],
     optimizers: dict[str, Any],
-    manifest: dict[str, Any],
+    manifest: Manifest,
     tokenizer: Any = None,
     default_adapter: bool = False,
 ) -> Path:
@@ -72,7 +151,10 @@ def save_checkpoint(
     LoRA heads are plain peft folders ``<head>/``; a full fine-tuning run is a plain model folder ``model/`` (with
     the tokenizer, so ``--model step-K/model`` loads it). The optimiser state (needed only to resume) is kept in
     the newest checkpoint alone. ``default_adapter``: the one head is peft's "default" adapter (as TRL names it)."""
-    examples = manifest["examples_seen"]
+    import torch
+
+    examples = manifest.examples_seen
+    assert examples is not None
     final = step_dir(out, examples)
     with writing(final, folder=True) as tmp:  # .step-K.tmp/, renamed to step-K/ once whole (removed on failure)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -85,7 +167,7 @@ def save_checkpoint(
         else:
             model.save_pretrained(str(tmp), selected_adapters=list(heads))  # → tmp/<head>/ plain peft dirs
         torch.save({head: opt.state_dict() for head, opt in optimizers.items()}, tmp / OPTIMIZER_STATE)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # written last: marks it complete
+        (tmp / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")  # written last: marks it whole
     for seen, path in list_checkpoints(out):
         if seen != examples:
             (path / OPTIMIZER_STATE).unlink(missing_ok=True)
@@ -131,17 +213,14 @@ def truncate_log(path: Path, examples: int) -> None:
     write_text(path, "".join(line + "\n" for line in kept))  # atomic: a kill here leaves the old log whole
 
 
-def uses_prefix(manifest: dict[str, Any]) -> bool:
-    """Whether a checkpoint is prefix Likra's (one adapter scored after each kind's line)."""
-    return manifest["config"].get("method") == "prefix"
-
-
-def manifest_of(checkpoint: Path) -> dict[str, Any]:
+def manifest_of(checkpoint: Path) -> Manifest:
     """A checkpoint's ``likra.json``, checked to be one (a damaged or foreign file is named, not a traceback)."""
-    return read_json(checkpoint / MANIFEST, keys=("base_model", "heads", "config"), what="a likra checkpoint manifest")
+    path = checkpoint / MANIFEST
+    row = read_json(path, keys=("base_model", "heads", "config"), what="a likra checkpoint manifest")
+    return Manifest.from_json(row, path)
 
 
-def read_manifest(path: str | Path) -> tuple[Path, dict[str, Any]]:
+def read_manifest(path: str | Path) -> tuple[Path, Manifest]:
     """``path`` is a checkpoint (``.../step-K``) or a run folder (its newest checkpoint is used)."""
     path = Path(path)
     if (path / MANIFEST).is_file():
@@ -154,7 +233,7 @@ def read_manifest(path: str | Path) -> tuple[Path, dict[str, Any]]:
 
 def load_checkpoint_base(
     checkpoint: str | Path,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     model: str | None = None,
     dtype: str = "auto",
     device: str = "auto",
@@ -165,7 +244,8 @@ def load_checkpoint_base(
     decided by the weights hash, checked afterwards (``check_base_model``)."""
     if model:
         return load_model(model, dtype=dtype, device=device)
-    recorded = manifest["base_model"]
+    assert manifest.base_model is not None
+    recorded = manifest.base_model
     try:
         return load_model(recorded["name"], dtype=dtype, device=device)
     except LikraError as err:
@@ -178,17 +258,33 @@ def load_checkpoint_base(
         ) from None
 
 
-def check_base_model(loaded: LoadedModel, path: str | Path) -> tuple[Path, dict[str, Any]]:
+def check_base_model(loaded: LoadedModel, checkpoint: Path, manifest: Manifest) -> None:
     """Refuse a checkpoint trained on another base model (weights hashed differently)."""
-    checkpoint, manifest = read_manifest(path)
-    expected = manifest["base_model"]["hash"]
+    assert manifest.base_model is not None
+    expected = manifest.base_model["hash"]
     actual = weights_hash(loaded)
     if actual != expected:
         raise LikraError(
-            f"--checkpoint {checkpoint}: trained on base model {manifest['base_model']['name']} ({expected[:19]}…), "
+            f"--checkpoint {checkpoint}: trained on base model {manifest.base_model['name']} ({expected[:19]}…), "
             f"not on {loaded.name} ({actual[:19]}…)"
         )
-    return checkpoint, manifest
+
+
+def comparable_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {**ADDED_OPTIONS, **{k: v for k, v in config.items() if k not in RESUME_FREE}}
+
+
+def check_resumable(previous: Manifest, current: Manifest, path: Path, extends: bool = False) -> None:
+    """Refuse to resume ``path`` (``previous``) with a run that would compute something else (``current``)."""
+    assert previous.base_model is not None and current.base_model is not None
+    if previous.base_model["hash"] != current.base_model["hash"]:
+        raise LikraError(f"--resume: {path} was trained on another base model ({previous.base_model['name']})")
+    old, new = comparable_config(previous.config), comparable_config(current.config)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and not (extends and k == "n"))
+    if changed:
+        raise LikraError(f"--resume: options differ from the run in {path.parent}: {', '.join(changed)}")
+    if not extends and previous.data_hash != current.data_hash:
+        raise LikraError(f"--resume: the training data differs from the run in {path.parent}")
 
 
 def check_adapter(folder: Path) -> None:
@@ -209,14 +305,10 @@ def check_adapter(folder: Path) -> None:
         raise LikraError(f"{weights}: not a whole safetensors file ({str(err).splitlines()[0]})") from None
 
 
-def load_heads(loaded: LoadedModel, path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Put a checkpoint's heads on ``loaded.model`` (as named peft adapters) after checking the base model."""
+def _attach(loaded: LoadedModel, checkpoint: Path, heads: Sequence[str]) -> Any:
+    """Put ``heads`` (adapter folders of ``checkpoint``) on ``loaded.model`` as named peft adapters."""
     from peft import PeftModel
 
-    checkpoint, manifest = check_base_model(loaded, path)
-    heads = [h for h in manifest["heads"] if (checkpoint / h).is_dir()]
-    if not heads:
-        raise LikraError(f"--checkpoint {checkpoint}: none of its heads ({', '.join(manifest['heads'])}) is there")
     for head in heads:
         check_adapter(checkpoint / head)
     try:
@@ -226,5 +318,123 @@ def load_heads(loaded: LoadedModel, path: str | Path) -> tuple[Any, dict[str, An
                 model.load_adapter(str(checkpoint / head), adapter_name=head)
     except (ValueError, KeyError, RuntimeError) as err:  # peft's own checks: wrong shapes, unknown modules
         raise LikraError(f"--checkpoint {checkpoint}: its adapters do not load ({str(err).splitlines()[0]})") from None
-    model.eval()
-    return model, {**manifest, "checkpoint": str(checkpoint), "heads": heads}
+    return model.eval()
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint opened for scoring: its manifest, its base model with its heads on it (``Checkpoint.open``), and
+    ``loglikelihoods`` by head; ``close`` takes the heads off again (``loaded.model`` is the plain base model)."""
+
+    path: Path  # the step-K folder
+    manifest: Manifest
+    loaded: LoadedModel  # the base model; ``model`` wraps it
+    model: Any  # the peft model holding the heads
+    heads: list[str]  # the adapters loaded
+    batch_tokens: int | None = None  # the scoring engine's (``likra.scoring.Scorer``); None: auto (1024 on the CPU)
+    shared_prefix: int = 32
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        loaded: LoadedModel | None = None,
+        mode: str | None = None,
+        batch_tokens: int | None = None,
+        shared_prefix: int = 32,
+    ) -> Checkpoint:
+        """Open ``path`` (a step-K folder, or a run folder: its newest checkpoint): its base model (``loaded`` when
+        given, else ``model`` or the one it records, see ``load_checkpoint_base``) checked by hash, then its heads.
+        ``mode`` is checked against the heads before any model loads."""
+        step, manifest = read_manifest(path)
+        check_scorable(step, manifest, mode)
+        if loaded is None:
+            loaded = load_checkpoint_base(step, manifest, model, dtype=dtype, device=device)
+        check_base_model(loaded, step, manifest)
+        heads = [h for h in manifest.heads if (step / h).is_dir()]
+        if not heads:
+            raise LikraError(f"--checkpoint {step}: none of its heads ({', '.join(manifest.heads)}) is there")
+        net = _attach(loaded, step, heads)
+        return cls(step, replace(manifest, heads=heads), loaded, net, heads, batch_tokens, shared_prefix)
+
+    @property
+    def prefixed(self) -> bool:
+        return self.manifest.prefixed
+
+    @property
+    def scored_heads(self) -> list[str]:
+        """The heads its log-likelihoods have (prefix Likra's one adapter gives both)."""
+        return self.manifest.scored_heads
+
+    def loglikelihoods(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        progress: Callable[[float], None] | None = None,
+        *,
+        heads: Sequence[str] | None = None,
+    ) -> dict[str, list[Any]]:
+        """Per head in ``heads`` (default: "base" and every scored head), each pair's ``LogLikelihood``. Two heads
+        are scored in one pass; prefix Likra's adapter once per kind, after the line announcing that kind (so
+        "positive" is L(answer | correct line)), and the base model on the plain pairs."""
+        from likra.data.prompts import ANSWER_PREFIXES
+        from likra.scoring import Scorer
+
+        heads = tuple(heads) if heads is not None else ("base", *self.scored_heads)
+
+        def scorer(names: tuple[str, ...]) -> Scorer:
+            return Scorer(self.model, self.loaded.tokenizer, batch_tokens=self.batch_tokens,
+                          shared_prefix_from=self.shared_prefix, heads=names)  # fmt: skip
+
+        if not self.prefixed:
+            return scorer(heads).loglikelihoods_by_head(pairs, progress)
+        share = (lambda n: progress(n / len(heads))) if progress is not None else None
+        out = {}
+        for head in heads:
+            own = pairs if head == "base" else [(ANSWER_PREFIXES[head] + c, x) for c, x in pairs]
+            out[head] = scorer((head if head == "base" else PREFIX_HEAD,)).loglikelihoods_by_head(own, share)
+            out[head] = next(iter(out[head].values()))
+        return out
+
+    def close(self) -> None:
+        """Take the adapters out again: ``loaded.model`` is the plain base model afterwards."""
+        self.model.unload()
+
+    def __enter__(self) -> Checkpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_scorable(step: Path, manifest: Manifest, mode: str | None = None) -> None:
+    """Refuse, before any model loads, an agent's checkpoint or a mode its heads cannot give."""
+    from likra.metrics import check_mode_heads
+
+    if manifest.format == NAT_FORMAT:
+        raise LikraError(f"--checkpoint {step}: a NAT (agent) checkpoint; use likra nat eval")
+    if mode is not None:
+        check_mode_heads(mode, manifest.scored_heads, str(step))
+
+
+def open_merged(
+    path: str | Path, model: str | None, dtype: str = "auto", device: str = "auto"
+) -> tuple[LoadedModel, Manifest, Path]:
+    """A NAT checkpoint's agent as one plain model, for fast generation: a full fine-tuning's folder, or its base
+    model (found as a Likra checkpoint's is, unless ``model`` names another) with its LoRA merged in."""
+    from peft import PeftModel
+
+    step, manifest = read_manifest(path)
+    if manifest.format != NAT_FORMAT:
+        raise LikraError(f"--checkpoint {path}: not a NAT checkpoint (a Likra one? use likra eval)")
+    if manifest.heads == [FULL]:
+        return load_model(str(step / FULL), dtype=dtype, device=device), manifest, step
+    loaded = load_checkpoint_base(step, manifest, model, dtype=dtype, device=device)
+    check_base_model(loaded, step, manifest)
+    with quiet_peft():
+        merged = PeftModel.from_pretrained(loaded.model, str(step / manifest.heads[0])).merge_and_unload()
+    loaded.model = merged.eval()
+    return loaded, manifest, step

@@ -1,12 +1,11 @@
-"""The ``likra`` command: parse options, call the Python API, print tables, turn user mistakes into one line."""
+"""The ``likra`` command: each command parses its options into a config (``likra.configs``), makes one call of the
+Python API, and prints; user mistakes become one line. Nothing heavy is imported before a command runs, so
+``likra --help`` answers at once. NAT's commands are ``likra.nat.cli``."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,17 +13,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from likra.baselines import BaselineConfig
-from likra.calibration import CalibrationConfig
-from likra.cli_options import config_options
+from likra.cli_options import DtypeOpt, ModelOpt, ResumeOpt, config_options, recorded
 from likra.cli_output import (
     console,
     err_console,
     log,
     mean_table,
-    nat_curve_table,
-    print_agent_metrics,
-    print_comparison,
+    print_curve,
     print_grid,
     print_loaded,
     print_mass,
@@ -33,22 +28,24 @@ from likra.cli_output import (
     print_sweep,
     print_training,
     progress_bar,
+    say,
     sparklines,
 )
+from likra.configs import (
+    BaselineConfig,
+    CalibrationConfig,
+    CurveConfig,
+    EvalConfig,
+    GridConfig,
+    ServeConfig,
+    TrainConfig,
+    VerifierConfig,
+)
 from likra.errors import LikraError
-from likra.evaluation import EvalConfig
-from likra.experiments.curve import CurveConfig
-from likra.experiments.grid import GridConfig
 from likra.models import DEFAULT_MODEL
-from likra.nat.curve import NATCurveConfig
-from likra.nat.runs import AgentEvalConfig, CollectConfig
-from likra.nat.training import NATConfig
-from likra.options import DEVICE_HELP, DTYPE_HELP, MODEL_HELP, specs
+from likra.nat.cli import nat_app
+from likra.options import DEVICE_HELP, specs
 from likra.parallel import is_main
-from likra.report import log_command
-from likra.server import ServeConfig
-from likra.training import TrainConfig
-from likra.verifier import VerifierConfig
 
 app = typer.Typer(
     help="Teach language models from negative examples.",
@@ -56,15 +53,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(nat_app, name="nat", rich_help_panel="NAT")
 
 # the groups of `likra --help`, as a user thinks of the commands
 EVALUATE, VERIFY, TRAIN, EXPERIMENTS, SETUP = "Evaluate", "Verify and serve", "Train", "Experiments", "Models and tasks"
 
 # options that are not a config's field: how to load and where to write
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)]
-DtypeOpt = Annotated[str, typer.Option(help=DTYPE_HELP)]
 ScoreDtypeOpt = Annotated[str, typer.Option(help="Scoring dtype (training stays float32 on the CPU).")]
-ResumeOpt = Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")]
 CurveOutOpt = Annotated[str, typer.Option(help="Experiment folder (runs/, scores/, CSV, JSON, PNG).")]
 MaxNOpt = Annotated[int, typer.Option(help="Largest number of training questions (checkpoints 8, 16, ...).")]
 SeedsOpt = Annotated[int, typer.Option(help="Training runs with seeds 1..S (data order, negatives, init).")]
@@ -94,40 +89,14 @@ def eval_command(
     items_out: Annotated[str | None, typer.Option(help="Write one JSON line per question here.")] = None,
 ) -> None:
     """Score every answer choice by log-likelihood and report accuracies."""
-    from likra.checkpoints import check_base_model, load_checkpoint_base, read_manifest
-    from likra.evaluation import check_checkpoint, count_requests, evaluate, prepare, read_items, write_items
-    from likra.files import check_outputs, write_json
-    from likra.models import load_model
+    from likra.evaluation import run_eval
 
-    config.check()
-    task = config.task
-    user_file = task.removeprefix("jsonl:") if task.startswith("jsonl:") else None
-    check_outputs({"--out": out, "--items-out": items_out}, {"--task": user_file, "--base-items": base_items})
-    requests = prepare(config)  # data errors surface before the model loads
-    base = read_items(base_items) if base_items else None
-    if base is not None and not config.checkpoint:
-        raise LikraError("--base-items: only with --checkpoint (it replaces the base model's pass)")
-    if config.checkpoint:
-        _, manifest = read_manifest(config.checkpoint)
-        check_checkpoint(config, manifest)
-        given = None if model == DEFAULT_MODEL else model  # the checkpoint's own base model unless told
-        loaded = load_checkpoint_base(config.checkpoint, manifest, given, dtype=dtype, device=config.device)
-        check_base_model(loaded, config.checkpoint)  # before the progress bar starts
-    else:
-        loaded = load_model(model, dtype=dtype, device=config.device)
-    print_loaded(loaded)
-    total = count_requests(requests, config.calibrate, config.p_true)
-    with progress_bar(total, f"scoring {len(requests)} questions") as advance:
-        result = evaluate(loaded, config, requests, advance, base)
+    result = run_eval(config, model=model, dtype=dtype, base_items=base_items, out=out, items_out=items_out,
+                      progress=progress_bar, on_load=print_loaded)  # fmt: skip
     print_results(result.results)
-    if not is_main():  # under `accelerate launch`, every process holds the gathered results; one writes them
-        return
-    if out:
-        write_json(out, result.results)
-        console.print(f"results: {out}")
-    if items_out:
-        write_items(items_out, result.items)
-        console.print(f"items: {items_out}")
+    for what, path in (("results", out), ("items", items_out)):
+        if path and is_main():  # under `accelerate launch` one process writes (and says so)
+            console.print(f"{what}: {path}")
 
 
 @app.command(rich_help_panel=VERIFY)
@@ -140,16 +109,10 @@ def score(
     dtype: DtypeOpt = "auto",
 ) -> None:
     """Score your own answers with a checkpoint's heads, each on its own (a verifier); large files stream."""
-    from likra.files import check_outputs
-    from likra.verifier import Verifier, check_rows, score_file
+    from likra.verifier import run_score
 
-    config.check()
-    check_outputs({"--out": out}, {"--input": source})
-    total = check_rows(source)  # every row checked before the model loads
-    verifier = Verifier(config, model=model, dtype=dtype)
-    print_loaded(verifier.loaded)
-    with progress_bar(total, f"scoring {total} rows") as advance:
-        written = score_file(verifier, source, out, advance)
+    verifier, written = run_score(config, source, out, model=model, dtype=dtype, progress=progress_bar,
+                                  on_load=print_loaded)  # fmt: skip
     calibrated = "with p_correct" if verifier.calibration else "no p_correct (see likra calibrate)"
     console.print(f"{written} answers scored by {config.mode} (w {config.neg_weight:g}, per {config.norm}), "
                   f"{calibrated}: {out}")  # fmt: skip
@@ -166,13 +129,10 @@ def calibrate(
     dtype: DtypeOpt = "auto",
 ) -> None:
     """Fit the map from a checkpoint's score to P(correct) on a labelled split, stored beside the checkpoint."""
-    from likra.calibration import calibrate as run_calibration
-    from likra.verifier import Verifier
+    from likra.verifier import run_calibration
 
-    config.check()
-    verifier = Verifier(config, model=model, dtype=dtype)
-    print_loaded(verifier.loaded)
-    report = run_calibration(verifier, calibration, out, progress=progress_bar)
+    verifier, report = run_calibration(config, calibration, out, model=model, dtype=dtype, progress=progress_bar,
+                                       on_load=print_loaded)  # fmt: skip
     fitted = report["calibration"]["fitted_on"]
     console.print(f"{calibration.method} on {fitted['questions']} {fitted['task']} {fitted['split']} questions "
                   f"({fitted['dropped_trained_on']} left out: the heads were trained on them); ECE on the held-out "
@@ -185,16 +145,9 @@ def calibrate(
 @config_options(ServeConfig, into="serving")
 def serve(config: VerifierConfig, serving: ServeConfig, model: BaseModelOpt = None, dtype: DtypeOpt = "auto") -> None:
     """Serve a checkpoint as a verifier over HTTP: POST /score (vLLM's shape), POST /get_reward, GET /health, /info."""
-    from likra.server import serve as run_server
-    from likra.verifier import Verifier
+    from likra.server import run_server
 
-    config.check()
-    serving.check()
-    verifier = Verifier(config, model=model, dtype=dtype)
-    print_loaded(verifier.loaded)
-    console.print(f"serving {verifier.step} ({config.mode}, w {config.neg_weight:g}) on "
-                  f"http://{serving.host}:{serving.port} · POST /score, /get_reward · GET /health, /info")  # fmt: skip
-    run_server(verifier, serving)
+    run_server(config, serving, model=model, dtype=dtype, on_load=print_loaded, log=say)
 
 
 @app.command(rich_help_panel=TRAIN)
@@ -206,43 +159,11 @@ def train(
     resume: ResumeOpt = False,
 ) -> None:
     """Train a positive head on correct answers and a negative head on wrong ones (LoRA adapters)."""
-    from likra.training import train as run_training
+    from likra.training import run_training
 
-    _train_and_report(config, dtype, out, resume, run_training)
-
-
-def _train_and_report(config: Any, dtype: str, out: str, resume: bool, run: Callable[..., Any]) -> None:
-    """The body of ``likra train`` and ``likra baseline``: check, load, build the data, train with a progress bar,
-    print the checkpoints' losses. ``run`` is ``likra.training.train`` or ``likra.baselines.train_baseline``."""
-    from likra.data.pools import training_pool
-    from likra.models import load_model
-    from likra.training import build_training_set, save_points
-
-    config.check()
-    # data errors surface before the model loads
-    pool = training_pool(config.task, config.eval_split, config.data_dir, config.train_file, config.hold_out)
-    console.print(
-        f"training pool: {len(pool.items)} questions from {', '.join(pool.sources)} "
-        f"({len(pool.dropped)} dropped: they occur in {', '.join(pool.held_out)})"
-    )
-    loaded = load_model(config.model, dtype=dtype, device=config.device, training=True)
-    print_loaded(loaded)
-    data = build_training_set(config, loaded, pool)
-    total = len(data.questions) * config.epochs
-    what = {"likra": f"heads: {config.heads}", "prefix": "prefix Likra (one adapter)"}.get(
-        config.method, f"{config.method.upper()} (TRL)"
-    )
-    console.print(
-        f"{len(data.questions)} questions x {config.epochs} epoch(s), {config.negatives} negatives, {what}; "
-        f"checkpoints at {', '.join(map(str, save_points(total, config.save_at)))} examples"
-    )
-    with progress_bar(total, "training") as advance:
-        result = run(loaded, config, out, resume=resume, data=data, progress=advance)
-    if result.resumed_from:
-        console.print(f"resumed from step-{result.resumed_from}")
-    print_training(result)
-    loss = "the DPO/KTO loss" if isinstance(config, BaselineConfig) else "answer-token loss"
-    console.print(f"trained in {result.seconds:.1f} s; checkpoints in {out}/ (mean {loss} per interval)")
+    result = run_training(config, out, dtype=dtype, resume=resume, progress=progress_bar, log=say,
+                          on_load=print_loaded)  # fmt: skip
+    print_training(result, out)
 
 
 # DPO and KTO train one adapter on the same data as Likra; the options that shape Likra's heads stay out
@@ -260,17 +181,11 @@ def baseline(
     resume: ResumeOpt = False,
 ) -> None:
     """DPO or KTO with TRL on Likra's data (same questions, negatives, seeds, LoRA), checkpoints at the same counts."""
-    from likra.baselines import train_baseline
+    from likra.baselines import run_baseline
 
-    _quiet_trl()
-    _train_and_report(replace(config, method=method), dtype, out, resume, train_baseline)
-
-
-def _quiet_trl() -> None:
-    """TRL's dataset preparation bars would interleave with ours."""
-    from datasets.utils.logging import disable_progress_bar
-
-    disable_progress_bar()
+    result = run_baseline(replace(config, method=method), out, dtype=dtype, resume=resume, progress=progress_bar,
+                          log=say, on_load=print_loaded)  # fmt: skip
+    print_training(result, out, "the DPO/KTO loss")
 
 
 @app.command(rich_help_panel=TRAIN)
@@ -286,63 +201,39 @@ def export(
     config: BaselineConfig,
 ) -> None:
     """Write Likra's training data as DPO pairs or KTO labels (JSONL, TRL's column names) for training elsewhere."""
-    from likra.baselines import export_rows
-    from likra.files import write_jsonl
+    from likra.baselines import export as export_data
 
-    rows = export_rows(replace(config, method=fmt), out)
-    write_jsonl(out, rows, ensure_ascii=False)
-    console.print(f"{len(rows)} {fmt.upper()} rows from {config.n or 'all'} questions: {out}")
+    written = export_data(config, out, fmt)
+    console.print(f"{written} {fmt.upper()} rows from {config.n or 'all'} questions: {out}")
 
 
-def _experiment(*, train: TrainConfig, config: CurveConfig, seeds: int, dtype: str) -> tuple[Any, Any, Any]:
-    """The shared set-up of curve, ablate and demo: the curve's config with its training runs, the training model
-    and the scoring model (the same one unless ``dtype`` asks for another)."""
-    from likra.models import load_model, pick_dtype
-
-    if seeds < 1:
-        raise LikraError(f"--seeds {seeds}: must be 1 or more")
-    config = replace(config, train=train, seeds=list(range(1, seeds + 1)))
-    config.check()
-    trainer = load_model(train.model, device=train.device, training=True)
-    wanted = str(pick_dtype(dtype, trainer.device)).removeprefix("torch.")
-    scorer = trainer if wanted == trainer.dtype else load_model(train.model, dtype=dtype, device=trainer.device)
-    print_loaded(trainer, "training")
-    if scorer is not trainer:
-        print_loaded(scorer, "scoring")
-    return config, trainer, scorer
+def _seeds(count: int) -> list[int]:
+    """``--seeds S``: the training runs' seeds 1..S."""
+    if count < 1:
+        raise LikraError(f"--seeds {count}: must be 1 or more")
+    return list(range(1, count + 1))
 
 
 @app.command(rich_help_panel=EXPERIMENTS)
-@config_options(CurveConfig, skip=("train", "seeds"), help=CURVE_HELP)
+@recorded()
+@config_options(CurveConfig, skip=("train", "seeds"), help=CURVE_HELP, build=False)
 @config_options(TrainConfig, into="train", only=CURVE_TRAIN, help=CURVE_HELP)
 def curve(
     out: CurveOutOpt,
     train: TrainConfig,
-    config: CurveConfig,
+    config: dict[str, Any],
     max_n: MaxNOpt = 1024,
     seeds: SeedsOpt = 3,
     dtype: ScoreDtypeOpt = "auto",
     plot: Annotated[str | None, typer.Option(help="Figure file (default: OUT/curve.png).")] = None,
 ) -> None:
     """Learning curves of SFT, Likra and Base-Likra (DPO, KTO, prefix Likra with --methods) over checkpoints."""
-    started = time.perf_counter()
-    from likra.experiments.curve import drawn_rows, run_curve
+    from likra.experiments.curve import curve_experiment
 
-    config, trainer, scorer = _experiment(train=replace(train, n=max_n), config=config, seeds=seeds, dtype=dtype)
-    summary = run_curve(trainer, scorer, config, out, log=log, figure=plot)
-    rows = drawn_rows(summary, config)
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    for found in summary["eval_sets"]:
-        part = [r for r in rows if (r["task"], r["split"]) == (found["task"], found["split"])]
-        seeds_scored = len({r["seed"] for r in part})
-        title = f"{found['task']} {found['split']} ({found['n']} questions): mean accuracy over {seeds_scored} seed(s)"
-        console.print(mean_table(part, "method", methods, title))
+    curve_config = CurveConfig(**config, train=replace(train, n=max_n), seeds=_seeds(seeds))
+    summary = curve_experiment(curve_config, out, dtype=dtype, figure=plot, log=log, on_load=print_loaded)
+    print_curve(summary, curve_config)
     console.print(f"written: {out}/curve.csv, curve.json, {plot or Path(out) / 'curve.png'}")
-    log_command(out, sys.argv[1:], time.perf_counter() - started)
-
-
-# The demo's size: under 10 minutes on a 2-core CPU (2-core AMD EPYC, float32: see docs/gpu.md)
-DEMO_SAVE_AT = [16, 64]
 
 
 @app.command(rich_help_panel=EXPERIMENTS)
@@ -361,30 +252,24 @@ def demo(
 
     Both heads are trained on ARC; base, SFT, Likra and Base-Likra are scored at checkpoints 16, 64 and 256 on a
     seeded sample of ARC-Challenge test (scoring in the machine's fast dtype: see --dtype)."""
-    from likra.evaluation import prepare
-    from likra.experiments.curve import run_curve
-    from likra.report import write_report
+    from likra.experiments.demo import METHODS, run_demo
 
-    started = time.perf_counter()
-    train = TrainConfig(model=model, task="arc_challenge", n=n, data_dir=data_dir, device=device, save_at=DEMO_SAVE_AT)
-    config, trainer, scorer = _experiment(train=train, config=CurveConfig(sample=sample), seeds=1, dtype=dtype)
-    title = f"ARC-Challenge test, {len(prepare(config.eval_config()))} questions · {model} · 1 seed"
-    rows = run_curve(trainer, scorer, config, out, log=log, title=title)["rows"]
-    methods = ["base", "sft", "sft_calibrated", "likra", "negbase"]
-    console.print(mean_table([r for r in rows if r["method"] in methods], "method", methods, title))
-    console.print(sparklines(rows, methods))
-    log_command(out, sys.argv[1:], time.perf_counter() - started)
-    html_path, _ = write_report(out)
-    console.print(f"done in {time.perf_counter() - started:.0f} s; report: {html_path}")
+    done = run_demo(out, model=model, n=n, sample=sample, data_dir=data_dir, dtype=dtype, device=device, log=log,
+                    on_load=print_loaded, command=sys.argv[1:])  # fmt: skip
+    console.print(mean_table([r for r in done.rows if r["method"] in METHODS], "method", METHODS, done.title))
+    console.print(sparklines(done.rows, METHODS))
+    console.print(f"done in {done.seconds:.0f} s; report: {done.report}")
 
 
 @app.command(rich_help_panel=EXPERIMENTS)
-@config_options(CurveConfig, only=("eval_task", "eval_split", "limit", "sample", "batch_tokens"), help=CURVE_HELP)
+@recorded()
+@config_options(CurveConfig, only=("eval_task", "eval_split", "limit", "sample", "batch_tokens"), help=CURVE_HELP,
+                build=False)  # fmt: skip
 @config_options(TrainConfig, into="train", only=CURVE_TRAIN, skip=("negatives",), help=CURVE_HELP)
 def ablate(
     out: CurveOutOpt,
     train: TrainConfig,
-    config: CurveConfig,
+    config: dict[str, Any],
     negatives: Annotated[str, typer.Option(help="Comma-separated kinds; the first is the curve's own.")] = (
         "incorrect,irrelevant,unrelated,hardest,easiest"
     ),
@@ -393,20 +278,18 @@ def ablate(
     dtype: ScoreDtypeOpt = "auto",
 ) -> None:
     """One Likra curve per negative kind, all with the same positive head (the paper's Figure 5)."""
-    started = time.perf_counter()
-    from likra.experiments.ablate import check_kinds, run_ablation
+    from likra.experiments.ablate import ablation_experiment, check_kinds
 
-    kinds = check_kinds([k.strip() for k in negatives.split(",") if k.strip()])  # before the models load
-    train = replace(train, n=max_n, negatives=kinds[0])
-    config, trainer, scorer = _experiment(train=train, config=config, seeds=seeds, dtype=dtype)
-    rows = run_ablation(trainer, scorer, config, kinds, out, log=log)["rows"]
+    kinds = check_kinds([k.strip() for k in negatives.split(",") if k.strip()])  # before any config is built
+    curve_config = CurveConfig(**config, train=replace(train, n=max_n, negatives=kinds[0]), seeds=_seeds(seeds))
+    rows = ablation_experiment(curve_config, kinds, out, dtype=dtype, log=log, on_load=print_loaded)["rows"]
     likra_rows = [r for r in rows if r["method"] == "likra"]
     console.print(mean_table(likra_rows, "kind", kinds, f"Likra acc_norm, mean over {seeds} seed(s)"))
     console.print(f"written: {out}/ablate.csv, ablate.json, ablate.png")
-    log_command(out, sys.argv[1:], time.perf_counter() - started)
 
 
 @app.command(rich_help_panel=EXPERIMENTS)
+@recorded()
 @config_options(
     EvalConfig,
     only=("checkpoint", "task", "split", "limit", "sample", "data_dir", "batch_tokens", "device"),
@@ -423,18 +306,16 @@ def sweep(
     dtype: DtypeOpt = "auto",
 ) -> None:
     """Accuracy against the negative head's weight, from one scoring pass (the paper's Figure 4)."""
-    started = time.perf_counter()
     from likra.experiments.sweep import parse_weights, run_sweep
 
     grid = parse_weights(weights)
     paths = [p.strip() for p in (items or "").split(",") if p.strip()]
-    summary = run_sweep(out, grid, items=paths, config=config, dtype=dtype)
-    print_sweep(summary, grid)
+    print_sweep(run_sweep(out, grid, items=paths, config=config, dtype=dtype), grid)
     console.print(f"written: {out}/sweep.csv, sweep.json, sweep.png")
-    log_command(out, sys.argv[1:], time.perf_counter() - started)
 
 
 @app.command(rich_help_panel=EXPERIMENTS)
+@recorded(lambda options: options["out"] or options["folder"])
 @config_options(GridConfig, skip=("seed",))
 def grid(
     folder: Annotated[str, typer.Argument(help="A `likra curve` folder (its stored per-head scores).")],
@@ -442,16 +323,14 @@ def grid(
     out: Annotated[str | None, typer.Option(help="Folder for grid.csv, grid.json, grid.png (default: FOLDER).")] = None,
 ) -> None:
     """Positives and negatives counted apart, from a curve's stored scores: the value of one negative example."""
-    started = time.perf_counter()
     from likra.experiments.grid import run_grid
 
     print_grid(run_grid(folder, config, out))
-    target = out or folder
-    console.print(f"written: {target}/grid.csv, grid.json, grid.png")
-    log_command(target, sys.argv[1:], time.perf_counter() - started)
+    console.print(f"written: {out or folder}/grid.csv, grid.json, grid.png")
 
 
 @app.command(rich_help_panel=EXPERIMENTS)
+@recorded()
 @config_options(EvalConfig, only=("split", "limit", "sample", "data_dir", "batch_tokens", "device"),
                 help={"split": "Split of the checkpoint's task (default: its test split).",
                       "sample": "A seeded sample of N questions (default 300, unless --limit)."})  # fmt: skip
@@ -462,19 +341,10 @@ def mass(
     dtype: DtypeOpt = "auto",
 ) -> None:
     """Where the probability mass goes under each head: correct, likely incorrect, irrelevant, unrelated (Figure 6)."""
-    started = time.perf_counter()
-    from likra.checkpoints import load_checkpoint_base, read_manifest
-    from likra.experiments.mass import MASS_SAMPLE, run_mass
+    from likra.experiments.mass import mass_experiment
 
-    sample = MASS_SAMPLE if config.sample is None and config.limit is None else config.sample
-    _, manifest = read_manifest(checkpoint)
-    loaded = load_checkpoint_base(checkpoint, manifest, dtype=dtype, device=config.device)
-    print_loaded(loaded)
-    summary = run_mass(loaded, checkpoint, out, split=config.split, limit=config.limit, sample=sample,
-                       data_dir=config.data_dir, batch_tokens=config.batch_tokens, log=log)  # fmt: skip
-    print_mass(summary)
+    print_mass(mass_experiment(checkpoint, out, config, dtype=dtype, log=log, on_load=print_loaded))
     console.print(f"written: {out}/mass.csv, mass.json, mass.png")
-    log_command(out, sys.argv[1:], time.perf_counter() - started)
 
 
 @app.command(rich_help_panel=EXPERIMENTS)
@@ -495,16 +365,12 @@ def rescore(
     out: Annotated[str | None, typer.Option(help="Write results JSON here.")] = None,
 ) -> None:
     """Recompute accuracies for any mode and weight from stored per-head log-likelihoods (no model)."""
-    from likra.evaluation import read_items, summarize_results
-    from likra.files import check_outputs, write_json
+    from likra.evaluation import rescore as rescore_items
 
-    check_outputs({"--out": out}, {"ITEMS": items})
-    scores = read_items(items)
-    results = {"items": items, "n": len(scores), **summarize_results(scores, mode, neg_weight, norm)}
-    console.print(f"{items} · n={len(scores)}")
+    results = rescore_items(items, mode, neg_weight, norm, out)
+    console.print(f"{items} · n={results['n']}")
     print_metrics(results)
     if out:
-        write_json(out, results)
         console.print(f"results: {out}")
 
 
@@ -526,9 +392,6 @@ def tasks() -> None:
         table.add_row(spec.name, ", ".join(spec.files), spec.default_split, spec.fewshot_split)
     table.add_row("jsonl:PATH", "test", "test", "the same file")
     console.print(table)
-
-
-# --- NAT: negative-aware training of tool-using agents ------------------------------------------------
 
 
 @app.command(
@@ -557,149 +420,6 @@ def lm_eval_command(ctx: typer.Context) -> None:
 
     sys.argv = ["lm_eval", *args]
     cli_evaluate()
-
-
-nat_app = typer.Typer(
-    help="NAT: fine-tune tool-using agents on successful and failed trajectories.", no_args_is_help=True
-)
-app.add_typer(nat_app, name="nat", rich_help_panel="NAT")
-NAT_TRAIN_HELP = {"batch_size": "Trajectories per optimiser step.",
-                  "micro_batch_size": "Trajectories per forward pass.", "epochs": "Passes over the trajectories.",
-                  "seed": "Seeds the samples, the order and the LoRA initialisation."}  # fmt: skip
-
-
-@nat_app.command("train")
-@config_options(NATConfig, help=NAT_TRAIN_HELP)
-def nat_train(
-    out: Annotated[str, typer.Option(help="Run folder: step-<trajectories>/agent/ (a peft adapter) + likra.json.")],
-    config: NATConfig,
-    dtype: DtypeOpt = "auto",
-    resume: ResumeOpt = False,
-) -> None:
-    """Fine-tune an agent on successful and failed trajectories, each introduced by the template's prefix."""
-    from likra.models import load_model
-    from likra.nat.training import select_trajectories, train_agent
-
-    started = time.perf_counter()
-    config.check()
-    data = select_trajectories(config)  # data errors surface before the model loads
-    console.print(
-        f"{data.positives} positives + {data.negatives} negatives, template {config.template} "
-        f"({data.dropped} dropped: their questions are in the evaluation split; {data.empty} empty)"
-    )
-    loaded = load_model(config.model, dtype=dtype, device=config.device, training=True)
-    print_loaded(loaded)
-    total = len(data.trajectories) * config.epochs
-    with progress_bar(total, "training") as advance:
-        result = train_agent(loaded, config, out, resume=resume, data=data, progress=advance)
-    for path in result.checkpoints:
-        loss = json.loads((path / "likra.json").read_text())["loss"]
-        console.print(f"{path}: mean loss per trained token {next(iter(loss.values())):.4f}")
-    console.print(f"trained in {result.seconds:.1f} s; checkpoints in {out}/")
-    log_command(out, sys.argv[1:], time.perf_counter() - started)
-
-
-@nat_app.command("eval")
-@config_options(AgentEvalConfig)
-def nat_eval(
-    out: Annotated[str, typer.Option(help="Folder: results.json, items.jsonl (every trajectory), parts/.")],
-    config: AgentEvalConfig,
-) -> None:
-    """Run the agent on a task's problems (asking for a successful trajectory) and check its answers."""
-    from likra.nat.runs import evaluate_agent
-
-    started = time.perf_counter()
-    results = evaluate_agent(config, out, progress=progress_bar)
-    print_agent_metrics(f"{results['task']} · {results['split']} · template {results['template']}", results["metrics"])
-    console.print(f"written: {out}/results.json, items.jsonl ({time.perf_counter() - started:.0f} s)")
-    log_command(out, sys.argv[1:], time.perf_counter() - started)
-
-
-@nat_app.command("collect")
-@config_options(CollectConfig)
-def nat_collect(
-    out: Annotated[str, typer.Option(help="Folder: positive.jsonl, negative.jsonl, collect.json, t-<T>/.")],
-    config: CollectConfig,
-) -> None:
-    """Sample trajectories with the task's tools at several temperatures, check them, and write NAT data."""
-    from likra.nat.runs import collect
-
-    started = time.perf_counter()
-    summary = collect(config, out, progress=progress_bar)
-    for temp, metrics in summary["per_temperature"].items():
-        print_agent_metrics(f"temperature {temp}", metrics)
-    console.print(
-        f"{summary['positives']} positives ({summary['problems_solved']} of {summary['problems']} problems solved), "
-        f"{summary['negatives']} negatives: {out}/positive.jsonl, negative.jsonl"
-    )
-    log_command(out, sys.argv[1:], time.perf_counter() - started)
-
-
-@nat_app.command("compare")
-def nat_compare(
-    evals: Annotated[
-        list[str], typer.Argument(help="likra nat eval folders on the same problems; the first is the reference.")
-    ],
-    csv_out: Annotated[str | None, typer.Option("--csv", help="Also write the table here.")] = None,
-) -> None:
-    """Agents side by side, each tested against the first (exact McNemar on per-problem correctness)."""
-    from likra.files import write_csv
-    from likra.nat.compare import CSV_COLUMNS, compare_evals
-
-    rows = compare_evals(evals)
-    print_comparison(rows)
-    if csv_out:
-        write_csv(csv_out, rows, CSV_COLUMNS)
-        console.print(f"written: {csv_out}")
-
-
-NAT_CURVE_HELP = {"pos_num": "Positives in every run (a seeded sample; default all).",
-                  "seed": "Seeds --sample (the problems scored) and sampling."}  # fmt: skip
-
-
-@nat_app.command("curve")
-@config_options(NATCurveConfig, skip=("train", "eval"))
-@config_options(NATConfig, into="train", help=NAT_CURVE_HELP, only=(
-    "task", "model", "pos", "neg", "pos_num", "lr", "epochs", "batch_size", "bf16", "max_length", "eval_split",
-    "data_dir", "device", "gradient_checkpointing"))  # fmt: skip
-@config_options(AgentEvalConfig, into="eval", help=NAT_CURVE_HELP, only=(
-    "limit", "sample", "seed", "max_steps", "max_new_tokens", "dtype", "corpus", "search_url"))  # fmt: skip
-def nat_curve(
-    out: Annotated[str, typer.Option(help="Folder: runs/<run>/ (checkpoints, eval/), curve.csv, .json, .png.")],
-    config: NATCurveConfig,
-    train: NATConfig,
-    eval: AgentEvalConfig,
-) -> None:
-    """Accuracy against negative trajectories added to fixed positives, NAT's prefix against plain mixing: one
-    training and one evaluation per template, count and seed (resumable; finished pieces are not redone)."""
-    from likra.nat.curve import run_nat_curve
-
-    started = time.perf_counter()
-    config = replace(config, train=train, eval=eval)
-    summary = run_nat_curve(config, out, log=log, progress=progress_bar)
-    console.print(nat_curve_table(summary["rows"]))
-    console.print(f"written: {out}/curve.csv, curve.json, curve.png ({time.perf_counter() - started:.0f} s)")
-    log_command(out, sys.argv[1:], time.perf_counter() - started)
-
-
-@nat_app.command("gold")
-@config_options(CollectConfig, only=("task", "split", "limit", "sample", "seed", "data_dir"),
-                help={"split": "Default: the task's training split.", "seed": "Seeds --sample."})  # fmt: skip
-def nat_gold(
-    out: Annotated[str, typer.Option(help="JSONL file of successful trajectories.")],
-    config: CollectConfig,
-) -> None:
-    """Write a task's reference solutions as successful trajectories (GSM8K: its calculator annotations)."""
-    from likra.evaluation import select_items
-    from likra.nat.demos import gold_episodes
-    from likra.nat.tasks import get_agent_task
-    from likra.nat.trajectories import write_trajectories
-
-    agent_task = get_agent_task(config.task)
-    episodes = gold_episodes(agent_task, config.split or agent_task.train_split, config.data_dir)
-    chosen = select_items(episodes, config.limit, config.sample, config.seed)
-    write_trajectories(out, chosen)
-    console.print(f"{len(chosen)} reference trajectories (of {len(episodes)} with tool calls): {out}")
 
 
 def _quiet_libraries() -> None:

@@ -8,7 +8,10 @@ comma-separated, as everywhere in likra's CLI.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import sys
+import time
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING
@@ -17,7 +20,13 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import typer
 
 from likra.errors import LikraError
-from likra.options import Spec, specs
+from likra.options import DTYPE_HELP, MODEL_HELP, Spec, specs
+
+# options that are not a config's field (how to load, where to write), shared by likra's and likra nat's commands
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)]
+DtypeOpt = Annotated[str, typer.Option(help=DTYPE_HELP)]
+ResumeOpt = Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint in --out.")]
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 _UNSET = object()
 
@@ -29,10 +38,13 @@ def config_options(
     only: Sequence[str] | None = None,
     skip: Sequence[str] = (),
     help: dict[str, str] | None = None,  # as typer names it
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    build: bool = True,
+) -> Decorator:
     """Decorator: the command's parameter ``into`` becomes one option per field of ``cls`` (those in ``only``,
     less ``skip``), and the command receives ``into=cls(...)`` built from them. ``help`` rewords a field's help
-    for this command (a curve's ``--task`` is the training pool's); the default stays the field's."""
+    for this command (a curve's ``--task`` is the training pool's); the default stays the field's. ``build=False``:
+    the command receives the options' values as a dict instead, to build a config that holds other configs (which a
+    decorator of their own builds) itself."""
     fields = specs(cls)
     own = inspect.get_annotations(cls)  # the class's own fields first, then the shared ones
     names = sorted((n for n in (only or fields) if n not in skip), key=lambda n: n not in own)
@@ -49,12 +61,32 @@ def config_options(
 
         def run(**kwargs: Any) -> Any:
             values = {n: _value(fields[n], kwargs.pop(n)) for n in names}
-            config = cls(**{n: v for n, v in values.items() if v is not _UNSET})
-            return command(**kwargs, **{into: config})
+            given = {n: v for n, v in values.items() if v is not _UNSET}
+            return command(**kwargs, **{into: cls(**given) if build else given})
 
         run.__name__, run.__qualname__, run.__doc__ = command.__name__, command.__qualname__, command.__doc__
         run.__module__ = command.__module__
         run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        return run
+
+    return decorate
+
+
+def recorded(folder: str | Callable[[dict[str, Any]], str] = "out") -> Decorator:
+    """Decorator: once the command succeeds, it is appended to the folder's ``commands.jsonl`` with its wall time
+    (``likra report`` lists them). ``folder``: the option naming the folder, or a function of the options."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)  # keeps the signature typer reads (``config_options``'s included)
+        def run(**kwargs: Any) -> Any:
+            from likra.report import log_command
+
+            started = time.perf_counter()
+            result = command(**kwargs)
+            target = folder(kwargs) if callable(folder) else kwargs[folder]
+            log_command(target, sys.argv[1:], time.perf_counter() - started)
+            return result
+
         return run
 
     return decorate

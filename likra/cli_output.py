@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
 console = Console()
@@ -19,6 +17,8 @@ err_console = Console(stderr=True)
 @contextmanager
 def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr; yields ``advance(n)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     quiet = err_console.quiet
     try:
@@ -97,7 +97,7 @@ def print_verifier(verifier: dict[str, dict[str, float]]) -> None:
 
 def mean_table(rows: list[dict], key: str, labels: list[str], title: str) -> Table:
     """Mean accuracy across seeds: one line per label of ``key``, one column per number of examples."""
-    from likra.report import mean_band
+    from likra.plots import mean_band
 
     examples = sorted({r["examples"] for r in rows})
     table = Table(title=title)
@@ -120,7 +120,7 @@ def log(text: str) -> None:
 
 def print_grid(summary: dict) -> None:
     """The grid's mean accuracy over (positives, negatives) and the value of one negative example."""
-    from likra.report import interval_text
+    from likra.plots import interval_text
 
     counts = summary["counts"]
     table = Table("positives / negatives", *(str(c) for c in counts), title="mean acc_norm")
@@ -185,14 +185,48 @@ def nat_curve_table(rows: list[dict]) -> Table:
     return table
 
 
-def print_training(result: Any) -> None:
-    """Each checkpoint's mean loss per head since the one before."""
-    heads = list(json.loads((result.checkpoints[-1] / "likra.json").read_text())["heads"]) if result.checkpoints else []
+def print_training(result: Any, out: str, loss: str = "answer-token loss") -> None:
+    """Where the run resumed, each checkpoint's mean ``loss`` per head since the one before, and the time."""
+    from likra.checkpoints import manifest_of
+
+    if result.resumed_from:
+        console.print(f"resumed from step-{result.resumed_from}")
+    manifests = [(path, manifest_of(path)) for path in result.checkpoints]
+    heads = manifests[-1][1].heads if manifests else []
     table = Table("checkpoint", *heads)
-    for path in result.checkpoints:
-        loss = json.loads((path / "likra.json").read_text())["loss"]
-        table.add_row(path.name, *(f"{loss[h]:.4f}" if loss.get(h) is not None else "-" for h in heads))
+    for path, manifest in manifests:
+        means = manifest.loss or {}
+        table.add_row(path.name, *(f"{means[h]:.4f}" if means.get(h) is not None else "-" for h in heads))
     console.print(table)
+    console.print(f"trained in {result.seconds:.1f} s; checkpoints in {out}/ (mean {loss} per interval)")
+
+
+def print_curve(summary: dict, config: Any) -> None:
+    """A curve's mean accuracy per method at each checkpoint, one table per evaluation set."""
+    from likra.experiments.curve import drawn_rows
+
+    rows = drawn_rows(summary, config)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for found in summary["eval_sets"]:
+        part = [r for r in rows if (r["task"], r["split"]) == (found["task"], found["split"])]
+        seeds_scored = len({r["seed"] for r in part})
+        title = f"{found['task']} {found['split']} ({found['n']} questions): mean accuracy over {seeds_scored} seed(s)"
+        console.print(mean_table(part, "method", methods, title))
+
+
+def print_agent_training(result: Any, out: str) -> None:
+    """Each checkpoint of an agent's run with its mean loss per trained token, and the time."""
+    from likra.checkpoints import manifest_of
+
+    for path in result.checkpoints:
+        loss = manifest_of(path).loss or {}
+        console.print(f"{path}: mean loss per trained token {next(iter(loss.values())):.4f}")
+    console.print(f"trained in {result.seconds:.1f} s; checkpoints in {out}/")
+
+
+def say(text: str) -> None:
+    """A line of a command's output, on stdout."""
+    console.print(text, markup=False, highlight=False)
 
 
 def sparklines(rows: list[dict], methods: list[str]) -> str:

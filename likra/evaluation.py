@@ -3,120 +3,41 @@
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from likra import parallel
-from likra.checkpoints import HEADS, PREFIX_HEAD, load_heads, read_manifest, uses_prefix
+from likra.checkpoints import Checkpoint, Manifest
+from likra.configs import EvalConfig
 from likra.data import build_requests, get_task, load_items
-from likra.data.items import MCItem
-from likra.data.prompts import TARGET_DELIMITER, ItemRequests, with_prefix
-from likra.data.tasks import SAMPLERS
+from likra.data.items import MCItem, select_items
+from likra.data.prompts import ItemRequests
 from likra.errors import LikraError
-from likra.files import write_jsonl
+from likra.files import check_outputs, write_json, write_jsonl
+from likra.item_scores import ByHead, of_model, score_requests
 from likra.metrics import (
     NORMS,
     ItemScores,
     available_modes,
-    check_mode,
-    check_mode_heads,
     check_norm,
     check_weight,
     summarize_mode,
 )
-from likra.models import LoadedModel, check_device, describe
-from likra.options import TASK_HELP, batch_tokens_option, check_batch_tokens, data_dir_option, device_option, option
+from likra.models import DEFAULT_MODEL, LoadedModel, describe, load_model
+from likra.progress import OnLoad, ProgressFactory, no_progress, quiet
 from likra.ptrue import add_ptrue
-from likra.scoring import LogLikelihood, Scorer
+from likra.scoring import Scorer
 from likra.verifier_metrics import verifier_table
 from likra.version import __version__
-
-T = TypeVar("T")
-
-
-@dataclass(kw_only=True)  # configs are built with keywords
-class EvalConfig:
-    """What to evaluate; the CLI's ``likra eval`` options map one to one."""
-
-    task: str = option("arc_challenge", TASK_HELP)
-    split: str | None = option(None, "Split as in the data (default: the task's test split).")
-    limit: int | None = option(None, "Only the first N items, in file order (lm-eval's --limit).")
-    sample: int | None = option(None, "A seeded random sample of N items (kept in file order).")
-    subjects: list[str] | None = option(None, "Only questions of these subjects (MMLU's, e.g. college_physics).")
-    shots: int = option(0, "Few-shot examples from the training split.")
-    fewshot_sampler: str | None = option(None, "first_n (the first K of the few-shot split, of the same subject: "
-                                         "every question gets the same shots, a shared prefix scored once) or "
-                                         "random (seeded per question); default: the task's (MMLU's first_n, "
-                                         "the others' random).")  # fmt: skip
-    seed: int = option(1234, "Seed of the few-shot examples and --sample.")
-    data_dir: str | None = data_dir_option()
-    batch_tokens: str = batch_tokens_option()
-    device: str = device_option()
-    shared_prefix: int = option(32, "Contexts sharing a prefix of this many tokens or more (MMLU's shots) compute "
-                                "it once; 0: never (same numbers, slower).")  # fmt: skip
-    # ~40% more scoring at 0 shots
-    calibrate: bool = option(True, "Also score each answer after a bare 'Answer:' (acc_calibrated).")
-    checkpoint: str | None = option(None, "A `likra train` folder or its step-K/: score its heads beside the base "
-                                    "model.")  # fmt: skip
-    mode: str | None = option(None, "likra (L+ - w·L-), sft (L+), negbase (Lbase - w·L-), posbase (L+ - Lbase), "
-                              "base (default: the first of likra, sft, negbase the heads allow).")  # fmt: skip
-    neg_weight: float = option(1.0, "w, the negative head's weight.")
-    norm: str = option("char", "Headline normalisation: char (acc_norm), byte, token, none (acc).")
-    p_true: bool = option(False, "Also score P(True) of every option (is this answer true? a verifier baseline), "
-                          "under the base model and each head.")  # fmt: skip
-
-    def check(self) -> None:
-        """Refuse options that cannot work, before any data is read or model pass made."""
-        self.batch_tokens = check_batch_tokens(self.batch_tokens)
-        check_device(self.device)
-        if self.shared_prefix < 0:
-            raise LikraError(f"--shared-prefix {self.shared_prefix}: must be 0 or more")
-        if self.fewshot_sampler not in (None, *SAMPLERS):
-            raise LikraError(f"--fewshot-sampler {self.fewshot_sampler}: not one of {', '.join(SAMPLERS)}")
-        if self.mode is not None:
-            check_mode(self.mode)
-        if self.mode not in (None, "base") and not self.checkpoint:
-            raise LikraError(f"--mode {self.mode}: needs trained heads; give --checkpoint DIR")
-        check_weight(self.neg_weight)
-        check_norm(self.norm)
-
-
-def scored_heads(manifest: dict[str, Any]) -> list[str]:
-    """The heads a checkpoint's scores will have (prefix Likra's one adapter gives both)."""
-    return list(HEADS) if uses_prefix(manifest) else list(manifest["heads"])
-
-
-def check_checkpoint(config: EvalConfig, manifest: dict[str, Any]) -> None:
-    """Refuse a mode the checkpoint's heads cannot give, before the scoring pass."""
-    if manifest.get("format") == "likra-nat-checkpoint":
-        raise LikraError(f"--checkpoint {config.checkpoint}: a NAT (agent) checkpoint; use likra nat eval")
-    if config.mode is not None:
-        check_mode_heads(config.mode, scored_heads(manifest), config.checkpoint or "the checkpoint")
 
 
 @dataclass
 class EvalResult:
     results: dict[str, Any]
     items: list[ItemScores]
-
-
-def select_items(items: list[T], limit: int | None, sample: int | None, seed: int) -> list[T]:
-    """The first ``limit`` items, or a seeded sample of ``sample`` kept in file order (questions or problems)."""
-    if limit is not None and sample is not None:
-        raise LikraError("--limit and --sample exclude each other")
-    for name, value in (("--limit", limit), ("--sample", sample)):
-        if value is not None and value <= 0:
-            raise LikraError(f"{name} {value}: must be a positive number")
-    if limit is not None:
-        return items[:limit]
-    if sample is not None and sample < len(items):
-        keep = sorted(random.Random(seed).sample(range(len(items)), sample))
-        return [items[i] for i in keep]
-    return items
 
 
 def of_subjects(items: list[MCItem], subjects: Sequence[str] | None, task: str) -> list[MCItem]:
@@ -132,92 +53,20 @@ def of_subjects(items: list[MCItem], subjects: Sequence[str] | None, task: str) 
     return [i for i in items if i.meta.get("subject") in subjects]
 
 
-def score_requests(
-    scorer: Scorer,
-    requests: Sequence[ItemRequests],
-    progress: Callable[[int], None] | None = None,
-    calibrate: bool = True,
-    base: Sequence[ItemScores] | None = None,
-) -> list[ItemScores]:
-    """Score every choice of every item, and the unconditional controls, in one engine call.
-
-    ``base``: the base model's scores of the same requests from an earlier run; a scorer whose heads leave
-    out "base" then runs only the trained heads (a learning curve scores the base model once, not per
-    checkpoint)."""
-    pairs = [(c, x) for r in requests for c, x in zip(r.contexts, r.continuations, strict=True)]
-    n_conditional = len(pairs)
-    if calibrate:
-        pairs += [pair for r in requests for pair in r.unconditional]
-    if scorer.heads:
-        by_head = scorer.loglikelihoods_by_head(pairs, progress)
-        values, trained = by_head.pop("base", None), by_head
-    else:
-        values, trained = scorer.loglikelihoods(pairs, progress), {}
-    if values is None and (base is None or [b.id for b in base] != [r.item.id for r in requests]):
-        raise LikraError("base scores are needed for the same questions in the same order (--base-items)")
-    out, at = [], 0
-    for i, r in enumerate(requests):
-        k = len(r.continuations)
-        answers = [c[len(TARGET_DELIMITER) :] for c in r.continuations]
-
-        def logprobs(per_request: Sequence[LogLikelihood], offset: int, at: int = at, k: int = k) -> list[float]:
-            return [v.logprob for v in per_request[offset + at : offset + at + k]]
-
-        if values is None:
-            assert base is not None
-            if calibrate and not base[i].unconditional:
-                raise LikraError("the base scores were made without calibration; add --no-calibrate")
-            own = (base[i].loglikelihoods, base[i].unconditional if calibrate else [], base[i].n_tokens)
-        else:
-            own = (logprobs(values, 0), logprobs(values, n_conditional), [v.n_tokens for v in values[at : at + k]])
-        out.append(
-            ItemScores(
-                id=r.item.id,
-                label=r.item.label,
-                loglikelihoods=own[0],
-                unconditional=own[1],  # empty without calibration
-                n_tokens=own[2],
-                n_chars=[len(a) for a in answers],
-                n_bytes=[len(a.encode("utf-8")) for a in answers],
-                heads={head: logprobs(v, 0) for head, v in trained.items()},
-                heads_unconditional={head: logprobs(v, n_conditional) for head, v in trained.items()}
-                if calibrate
-                else {},
-            )
-        )
-        at += k
-    return out
-
-
-def engine(model: Any, tokenizer: Any, config: EvalConfig, heads: Sequence[str] | None) -> Scorer:
-    """The scoring engine under ``heads`` with the evaluation's batch size and prefix sharing."""
+def scoring_options(config: EvalConfig) -> dict[str, Any]:
+    """The scoring engine's batch budget and prefix sharing, as ``Checkpoint.open`` takes them."""
     tokens = None if config.batch_tokens == "auto" else int(config.batch_tokens)
-    return Scorer(model, tokenizer, batch_tokens=tokens, shared_prefix_from=config.shared_prefix, heads=heads)
+    return {"batch_tokens": tokens, "shared_prefix": config.shared_prefix}
 
 
-def score_prefixed(
-    model: Any,
-    tokenizer: Any,
-    requests: Sequence[ItemRequests],
-    config: EvalConfig,
-    progress: Callable[[int], None] | None = None,
-    base: Sequence[ItemScores] | None = None,
-) -> list[ItemScores]:
-    """Prefix Likra: its one adapter scored after each kind's line, kept as the heads "positive" and "negative", so
-    every mode applies unchanged (likra: L(a | correct) - w·L(a | wrong)); the base model on the plain requests."""
-    passes = 2 if base is not None else 3
-    share = (lambda n: progress(n / passes)) if progress is not None else None
-    if base is None:
-        plain = engine(model, tokenizer, config, ("base",))
-        base = score_requests(plain, requests, share, config.calibrate)
-    adapter = engine(model, tokenizer, config, (PREFIX_HEAD,))
-    kinds = {k: score_requests(adapter, with_prefix(requests, k), share, config.calibrate, base) for k in HEADS}
-    out = []
-    for i, b in enumerate(base):
-        heads = {k: kinds[k][i].heads[PREFIX_HEAD] for k in HEADS}
-        controls = {k: kinds[k][i].heads_unconditional[PREFIX_HEAD] for k in HEADS} if config.calibrate else {}
-        out.append(replace(b, heads=heads, heads_unconditional=controls))
-    return out
+def open_checkpoint(
+    config: EvalConfig, loaded: LoadedModel | None = None, model: str | None = None, dtype: str = "auto"
+) -> Checkpoint:
+    """``config.checkpoint`` opened to score with the evaluation's options (its mode checked before any model
+    loads); on ``loaded`` when given, else on ``model`` or the base model it records."""
+    assert config.checkpoint
+    return Checkpoint.open(config.checkpoint, loaded=loaded, model=model, dtype=dtype, device=config.device,
+                           mode=config.mode, **scoring_options(config))  # fmt: skip
 
 
 def count_requests(requests: Sequence[ItemRequests], calibrate: bool = True, p_true: bool = False) -> int:
@@ -230,7 +79,6 @@ def count_requests(requests: Sequence[ItemRequests], calibrate: bool = True, p_t
 
 def prepare(config: EvalConfig) -> list[ItemRequests]:
     """Read the task and build its requests (no model needed)."""
-    config.check()
     task = get_task(config.task)
     if config.fewshot_sampler:
         task = replace(task, fewshot_sampler=config.fewshot_sampler)
@@ -242,53 +90,92 @@ def prepare(config: EvalConfig) -> list[ItemRequests]:
     return build_requests(task, items, config.shots, pool, config.seed)
 
 
+def run_eval(
+    config: EvalConfig,
+    *,
+    model: str = DEFAULT_MODEL,
+    dtype: str = "auto",
+    base_items: str | None = None,
+    out: str | None = None,
+    items_out: str | None = None,
+    progress: ProgressFactory = no_progress,
+    on_load: OnLoad = quiet,
+) -> EvalResult:
+    """``likra eval`` from start to end: its files checked and its data read (every error before the model
+    loads), the model or ``config.checkpoint`` (on ``model`` when one is named, else on the base model it records)
+    loaded, every request scored, and ``out`` (results JSON) and ``items_out`` (one line per question) written."""
+    user_file = config.task.removeprefix("jsonl:") if config.task.startswith("jsonl:") else None
+    check_outputs({"--out": out, "--items-out": items_out}, {"--task": user_file, "--base-items": base_items})
+    requests = prepare(config)
+    base = read_items(base_items) if base_items else None
+    check_base_items(base, bool(config.checkpoint))
+    given = None if model == DEFAULT_MODEL else model  # the checkpoint's own base model unless told
+    source = open_checkpoint(config, model=given, dtype=dtype) if config.checkpoint else (
+        load_model(model, dtype=dtype, device=config.device))  # fmt: skip
+    on_load(source.loaded if isinstance(source, Checkpoint) else source)
+    total = count_requests(requests, config.calibrate, config.p_true)
+    with progress(total, f"scoring {len(requests)} questions") as advance:
+        result = evaluate(source, config, requests, advance, base)
+    if isinstance(source, Checkpoint):
+        source.close()
+    if parallel.is_main():  # under `accelerate launch`, every process holds the gathered results; one writes them
+        if out:
+            write_json(out, result.results)
+        if items_out:
+            write_items(items_out, result.items)
+    return result
+
+
+def check_base_items(base: Sequence[ItemScores] | None, checkpoint: bool) -> None:
+    if base is not None and not checkpoint:
+        raise LikraError("--base-items: only with --checkpoint (it replaces the base model's pass)")
+
+
 def evaluate(
-    loaded: LoadedModel,
+    model: LoadedModel | Checkpoint,
     config: EvalConfig,
     requests: Sequence[ItemRequests] | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[float], None] | None = None,
     base: Sequence[ItemScores] | None = None,
 ) -> EvalResult:
-    """Evaluate ``loaded`` on ``config.task``; ``requests`` may be passed when already prepared.
+    """Evaluate ``model`` on ``config.task`` (with ``config.checkpoint``'s heads on it, opened and closed here, or
+    an open ``Checkpoint``'s); ``requests`` may be passed when already prepared.
 
     With a checkpoint and ``base`` (the base model's items of the same evaluation), only the trained heads
     are run: a third less work per checkpoint."""
     requests = prepare(config) if requests is None else requests
-    config.check()  # before the scoring, not after it
-    if base is not None and not config.checkpoint:
-        raise LikraError("--base-items: only with --checkpoint (it replaces the base model's pass)")
-    model, checkpoint = loaded.model, None
-    if config.checkpoint:
-        check_checkpoint(config, read_manifest(config.checkpoint)[1])
-        model, checkpoint = load_heads(loaded, config.checkpoint)
-    try:
-        start = time.perf_counter()
-        # under `accelerate launch` each process scores every world-th question; all get every score back
-        size = parallel.world()[1]
-        local_base = parallel.shard(base) if base is not None else None
-        advance = (lambda n: progress(n * size)) if progress is not None and size > 1 else progress
-        mine = parallel.shard(requests)
-        local = score_heads(model, loaded.tokenizer, checkpoint, mine, config, advance, local_base)
-        if config.p_true:
-            plain = replace(config, calibrate=False)
-            local = add_ptrue(local, mine, lambda r, p: score_heads(model, loaded.tokenizer, checkpoint, r, plain, p),
-                              advance)  # fmt: skip
-        scores = parallel.gather(local)
-        seconds = time.perf_counter() - start
-    finally:
-        if checkpoint is not None:
-            model.unload()  # take the adapters out again: ``loaded.model`` is the plain base model afterwards
+    check_base_items(base, bool(config.checkpoint) or isinstance(model, Checkpoint))
+    if isinstance(model, Checkpoint) or not config.checkpoint:
+        return _evaluate(model, config, requests, progress, base)
+    with open_checkpoint(config, loaded=model) as checkpoint:
+        return _evaluate(checkpoint, config, requests, progress, base)
+
+
+def _evaluate(
+    source: LoadedModel | Checkpoint,
+    config: EvalConfig,
+    requests: Sequence[ItemRequests],
+    progress: Callable[[float], None] | None,
+    base: Sequence[ItemScores] | None,
+) -> EvalResult:
+    start = time.perf_counter()
+    # under `accelerate launch` each process scores every world-th question; all get every score back
+    size = parallel.world()[1]
+    local_base = parallel.shard(base) if base is not None else None
+    advance = (lambda n: progress(n * size)) if progress is not None and size > 1 else progress
+    mine = parallel.shard(requests)
+    local = score_heads(source, mine, config, advance, local_base)
+    if config.p_true:
+        plain = replace(config, calibrate=False)
+        local = add_ptrue(local, mine, lambda r, p: score_heads(source, r, plain, p), advance)
+    scores = parallel.gather(local)
+    seconds = time.perf_counter() - start
     mode = config.mode or available_modes(scores)[0]  # MODES lists likra, sft, negbase first
     results = summarize_results(scores, mode, config.neg_weight, config.norm)
-    if checkpoint is not None:
-        results["checkpoint"] = {
-            "path": checkpoint["checkpoint"],
-            "examples_seen": checkpoint["examples_seen"],
-            "heads": checkpoint["heads"],
-            "negatives": checkpoint["config"]["negatives"],
-            "base_model_hash": checkpoint["base_model"]["hash"],
-            "trained_on_eval_questions": trained_on(checkpoint, requests),
-        }
+    loaded = source.loaded if isinstance(source, Checkpoint) else source
+    if isinstance(source, Checkpoint):
+        results["checkpoint"] = {**source.manifest.describe(source.path),
+                                 "trained_on_eval_questions": trained_on(source.manifest, requests)}  # fmt: skip
     task = get_task(config.task)
     results = {
         "task": task.name,
@@ -309,30 +196,28 @@ def evaluate(
 
 
 def score_heads(
-    model: Any,
-    tokenizer: Any,
-    checkpoint: dict[str, Any] | None,
+    source: LoadedModel | Checkpoint,
     requests: Sequence[ItemRequests],
     config: EvalConfig,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[float], None] | None = None,
     base: Sequence[ItemScores] | None = None,
 ) -> list[ItemScores]:
-    """Score ``requests`` with the base model and, when ``checkpoint`` (its manifest, as ``load_heads`` returns it)
-    is given, the heads it put on ``model``: prefix Likra's one adapter after each kind's line, else every head in
-    one pass (only the heads when ``base`` holds the base model's scores already)."""
-    if checkpoint is not None and uses_prefix(checkpoint):
-        return score_prefixed(model, tokenizer, requests, config, progress, base)
-    heads = None
-    if checkpoint is not None:
-        heads = tuple(checkpoint["heads"]) if base is not None else ("base", *checkpoint["heads"])
-    scorer = engine(model, tokenizer, config, heads)
-    return score_requests(scorer, requests, progress, config.calibrate, base)
+    """Score ``requests`` with a model, or with a checkpoint's base model and heads (only the heads when ``base``
+    holds the base model's scores already)."""
+    if isinstance(source, Checkpoint):
+        heads = tuple(source.scored_heads) if base is not None else ("base", *source.scored_heads)
+        by_head: ByHead = lambda pairs, p: source.loglikelihoods(pairs, p, heads=heads)  # noqa: E731
+    else:
+        options = scoring_options(config)
+        by_head = of_model(Scorer(source.model, source.tokenizer, batch_tokens=options["batch_tokens"],
+                                  shared_prefix_from=options["shared_prefix"]))  # fmt: skip
+    return score_requests(by_head, requests, progress, config.calibrate, base)
 
 
-def trained_on(checkpoint: dict[str, Any], requests: Sequence[ItemRequests]) -> int:
+def trained_on(manifest: Manifest, requests: Sequence[ItemRequests]) -> int:
     """How many evaluation questions the checkpoint's heads were trained on (by id), e.g. ARC-Easy test
     questions under heads trained on the paper's ARC pool: those numbers measure memory, not learning."""
-    seen = set(checkpoint["data"]["question_ids"][: checkpoint["examples_seen"]])
+    seen = manifest.trained_ids()
     return sum(r.item.id in seen for r in requests)
 
 
@@ -353,6 +238,18 @@ def summarize_results(
         "modes": {m: summarize_mode(scores, m, neg_weight)[0] for m in available_modes(scores)},
         "verifier": verifier_table(scores, neg_weight),  # each option scored on its own: AUROC, ...
     }
+
+
+def rescore(items: str, mode: str = "likra", neg_weight: float = 1.0, norm: str = "char",
+            out: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """``likra rescore``: the metrics of any mode and weight from a stored items file (no model); written to
+    ``out`` when given."""
+    check_outputs({"--out": out}, {"ITEMS": items})
+    scores = read_items(items)
+    results = {"items": items, "n": len(scores), **summarize_results(scores, mode, neg_weight, norm)}
+    if out:
+        write_json(out, results)
+    return results
 
 
 def write_items(path: str | Path, items: Sequence[ItemScores]) -> None:

@@ -20,8 +20,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
-from likra.checkpoints import HEADS, PREFIX_HEAD, load_checkpoint_base, load_heads, read_manifest, uses_prefix
-from likra.data.prompts import ANSWER_PREFIXES
+from likra.checkpoints import Checkpoint, read_manifest
 from likra.errors import LikraError
 from likra.metrics import check_mode, mode_coefficients
 from likra.models import DEFAULT_MODEL, load_model
@@ -56,52 +55,36 @@ class LikraLM(LM):
             raise LikraError(f"--model_args: unknown argument(s) {', '.join(unknown)} for --model likra")
         if mode is not None:
             check_mode(mode)
-        manifest = read_manifest(checkpoint)[1] if checkpoint else None
-        heads = manifest["heads"] if manifest else []
-        # prefix Likra: its one adapter after each kind's line stands for the positive and the negative head
-        self.prefixed = bool(manifest) and uses_prefix(manifest)
-        if self.prefixed:
-            heads = list(HEADS)
+        budget = check_batch_tokens(batch_tokens)
+        tokens = None if budget == "auto" else int(budget)
+        heads = read_manifest(checkpoint)[1].scored_heads if checkpoint else []  # checked before any model loads
         self.mode = mode or next((m for m in ("likra", "sft", "negbase") if _allows(m, heads)), "base")
         if not _allows(self.mode, heads):
             where = f"checkpoint {checkpoint} has heads {', '.join(heads)}" if checkpoint else "no checkpoint given"
             raise LikraError(f"--model_args mode={self.mode}: needs other heads ({where})")
         self.coefficients = mode_coefficients(self.mode, float(neg_weight))
-        budget = check_batch_tokens(batch_tokens)
-        tokens = None if budget == "auto" else int(budget)
-        if manifest:
-            self.loaded = load_checkpoint_base(checkpoint, manifest, model, dtype=dtype, device=_device(device))
+        self.checkpoint, self.scorer = None, None
+        if checkpoint:  # refuses an agent's checkpoint and another base model
+            self.checkpoint = Checkpoint.open(checkpoint, model=model, dtype=dtype, device=_device(device),
+                                              batch_tokens=tokens)  # fmt: skip
+            self.loaded = self.checkpoint.loaded
         else:
             self.loaded = load_model(model or DEFAULT_MODEL, dtype=dtype, device=_device(device))
-        net, head_names = self.loaded.model, None
-        if checkpoint:
-            net, _ = load_heads(self.loaded, checkpoint)  # refuses another base model
-            head_names = tuple(h for h in self.coefficients)  # only the heads the mode uses
-        if self.prefixed:  # one scorer per head: each head's requests differ (by the prefix line)
-            self.scorers = {
-                h: Scorer(net, self.loaded.tokenizer, batch_tokens=tokens, heads=(h if h == "base" else PREFIX_HEAD,))
-                for h in self.coefficients
-            }
-        else:
-            self.scorer = Scorer(net, self.loaded.tokenizer, batch_tokens=tokens, heads=head_names)
+            self.scorer = Scorer(self.loaded.model, self.loaded.tokenizer, batch_tokens=tokens)
+
+    def _by_head(self, pairs: list[Any], progress: Any) -> dict[str, list[Any]]:
+        """The log-likelihoods of the heads the mode uses (all in one pass, or per kind for prefix Likra)."""
+        if self.checkpoint is not None:
+            return self.checkpoint.loglikelihoods(pairs, progress, heads=tuple(self.coefficients))
+        assert self.scorer is not None
+        return {"base": self.scorer.loglikelihoods(pairs, progress)}
 
     def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """Per request, the mode's weighted sum of the heads' log-likelihoods, and whether the first head of the
         mode (positive for likra and sft, base for negbase) decodes the continuation greedily."""
         pairs = [tuple(request.args) for request in requests]
         with tqdm(total=len(pairs), disable=disable_tqdm or self.rank != 0, desc="likra scoring") as bar:
-            if self.prefixed:
-                by_head = {
-                    head: scorer.loglikelihoods(
-                        pairs if head == "base" else [(ANSWER_PREFIXES[head] + c, x) for c, x in pairs],
-                        lambda n: bar.update(n / len(self.scorers)),
-                    )
-                    for head, scorer in self.scorers.items()
-                }
-            elif self.scorer.heads:
-                by_head = self.scorer.loglikelihoods_by_head(pairs, bar.update)
-            else:
-                by_head = {"base": self.scorer.loglikelihoods(pairs, bar.update)}
+            by_head = self._by_head(pairs, bar.update)
         first = next(iter(self.coefficients))
         return [
             (sum(c * by_head[head][i].logprob for head, c in self.coefficients.items()), by_head[first][i].greedy)

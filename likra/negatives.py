@@ -16,9 +16,12 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from likra.data.items import MCItem
 from likra.data.pools import normalize_text
+from likra.data.prompts import TARGET_DELIMITER, build_requests
+from likra.data.tasks import get_task
 from likra.errors import LikraError
 
 KINDS = ("incorrect", "hardest", "easiest", "irrelevant", "unrelated")
@@ -124,3 +127,20 @@ def unrelated_texts(task: str, data_dir: str | None = None) -> list[str]:
 
     source = get_task(UNRELATED_SOURCE.get(task, DEFAULT_UNRELATED_SOURCE))
     return [choice for item in load_items(source, source.fewshot_split, data_dir) for choice in item.choices]
+
+
+def base_option_scores(loaded: Any, task: str, items: Sequence[MCItem]) -> dict[str, list[float]]:
+    """The base model's per-character log-likelihood of every option (what ``hardest``/``easiest`` rank), by
+    question id; ``loaded`` is a ``likra.models.LoadedModel``."""
+    from likra.scoring import Scorer  # torch: imported when scoring, not when a config names a kind
+
+    requests = build_requests(get_task(task), items)
+    pairs = [(c, x) for r in requests for c, x in zip(r.contexts, r.continuations, strict=True)]
+    values = Scorer(loaded.model, loaded.tokenizer).loglikelihoods(pairs)
+    out, at = {}, 0
+    for r in requests:
+        answers = [c[len(TARGET_DELIMITER) :] for c in r.continuations]
+        chosen = values[at : at + len(answers)]
+        out[r.item.id] = [v.logprob / max(len(a), 1) for v, a in zip(chosen, answers, strict=True)]
+        at += len(answers)
+    return out

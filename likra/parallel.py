@@ -5,16 +5,18 @@ Training keeps ``--batch-size`` as the global batch: every process takes every `
 the summed gradients are all-reduced, and every process takes the same optimiser step, so checkpoints are named by
 the examples all processes saw together and match a one-process run. Evaluation scores every ``world``-th
 question and gathers them back in order. The process group comes from ``accelerate.PartialState`` (gloo on the
-CPU, nccl on GPUs); a plain ``likra`` run never creates one.
+CPU, nccl on GPUs); a plain ``likra`` run never creates one. torch is imported where a collective needs it: the CLI
+asks ``is_main`` before any command runs, and ``likra --help`` should not wait for torch.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -33,6 +35,7 @@ def world() -> tuple[int, int]:
     """(rank, number of processes), joining the process group on first use when launched."""
     if not launched():
         return 0, 1
+    import torch
     from accelerate import PartialState
 
     if torch.cuda.is_available():  # the rank's own GPU, before the process group binds to the current device
@@ -52,6 +55,8 @@ def gather(local: Sequence[T]) -> list[T]:
     size = world()[1]
     if size == 1:
         return list(local)
+    import torch
+
     parts: list[Any] = [None] * size
     torch.distributed.all_gather_object(parts, list(local))
     out: list[T] = []
@@ -64,6 +69,8 @@ def all_reduce_gradients(parameters: Sequence[torch.nn.Parameter]) -> None:
     """Sum the gradients over the processes (each process's loss is already divided by the global count)."""
     if world()[1] == 1:
         return
+    import torch
+
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
     flat = torch.cat([g.reshape(-1) for g in grads])  # one collective call instead of one per tensor
     torch.distributed.all_reduce(flat)
@@ -77,6 +84,8 @@ def all_reduce_sum(value: float, device: torch.device | str = "cpu") -> float:
     """Sum a number over the processes, reduced on ``device`` (the gradients' own: NCCL refuses CPU tensors)."""
     if world()[1] == 1:
         return value
+    import torch
+
     tensor = torch.tensor([value], dtype=torch.float64, device=device)
     torch.distributed.all_reduce(tensor)
     return float(tensor.item())
@@ -84,4 +93,6 @@ def all_reduce_sum(value: float, device: torch.device | str = "cpu") -> float:
 
 def barrier() -> None:
     if world()[1] > 1:
+        import torch
+
         torch.distributed.barrier()

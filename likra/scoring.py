@@ -363,12 +363,10 @@ class Scorer:
         with self.model.base_model._enable_peft_forward_hooks(adapter_names=names):
             yield
 
-    @torch.inference_mode()
-    def _forward(
-        self, batch: list[_Row], prefix: tuple[int, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
-    ) -> list[tuple[int, int, LogLikelihood]]:
-        """Scores one batch of rows; with a ``prefix`` (its length and per-layer keys and values, from
-        ``_prefix_cache``), the rows are the rest of contexts that begin with it."""
+    def _inputs(self, batch: list[_Row]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[list[int], ...]]:
+        """A batch's token ids, positions and attention mask (each row's context, then its continuations, each
+        attending to the context and causally to itself), and where each continuation token is predicted: the
+        gathered rows and columns, the target tokens and the request each belongs to."""
         width = batch[0].length
         n_rows = len(batch)
         ids = torch.full((n_rows, width), self.pad_token_id, dtype=torch.long)
@@ -401,6 +399,16 @@ class Scorer:
                 start = end
             pad = torch.arange(start, width)
             allowed[b, pad, pad] = True  # padding attends to itself only (a fully masked row gives NaN)
+        return ids, positions, allowed, (gather_rows, gather_cols, targets, owners)
+
+    @torch.inference_mode()
+    def _forward(
+        self, batch: list[_Row], prefix: tuple[int, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+    ) -> list[tuple[int, int, LogLikelihood]]:
+        """Scores one batch of rows; with a ``prefix`` (its length and per-layer keys and values, from
+        ``_prefix_cache``), the rows are the rest of contexts that begin with it."""
+        ids, positions, allowed, (gather_rows, gather_cols, targets, owners) = self._inputs(batch)
+        n_rows = len(batch)
         n_heads = self.n_heads
         if n_heads > 1:  # head-major copies of the batch: rows [h * n_rows, (h + 1) * n_rows) run under head h
             ids, positions, allowed = (

@@ -19,8 +19,8 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -28,31 +28,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from likra.configs import ServeConfig, VerifierConfig
 from likra.errors import LikraError
-from likra.options import option
+from likra.progress import OnLoad, quiet
 from likra.verifier import Row, Verifier
 
 T = TypeVar("T", bound=BaseModel)
-
-
-@dataclass(kw_only=True)
-class ServeConfig:
-    """How ``likra serve`` listens and batches; its options map one to one."""
-
-    host: str = option("127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
-    port: int = option(8000, "Port to listen on.")
-    max_batch: int = option(64, "Most answers scored in one call (waiting requests are batched up to it).")
-    max_queue: int = option(64, "Most requests waiting; more are answered 503.")
-    max_body: int = option(1_000_000, "Largest request body in bytes; larger ones are answered 413.")
-    max_answers: int = option(256, "Most answers in one request; more are answered 413.")
-
-    def check(self) -> None:
-        for name, value in {"--max-batch": self.max_batch, "--max-queue": self.max_queue,
-                            "--max-body": self.max_body, "--max-answers": self.max_answers}.items():  # fmt: skip
-            if value < 1:
-                raise LikraError(f"{name} {value}: must be 1 or more")
-        if not 0 <= self.port <= 65535:
-            raise LikraError(f"--port {self.port}: must be 0 to 65535")
 
 
 class ScoreRequest(BaseModel):
@@ -177,16 +158,9 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(verifier: Any, config: ServeConfig | None = None) -> FastAPI:
-    """The FastAPI app serving ``verifier`` (a ``likra.Verifier``, or anything with ``score`` and ``info``)."""
-    config = config or ServeConfig()
-    config.check()
-    app = FastAPI(title="likra verifier", docs_url=None, redoc_url=None)
-    batcher = Batcher(verifier, config.max_batch, config.max_queue)
-    info = verifier.info()
-    app.state.batcher = batcher
+def _answer_errors(app: FastAPI) -> None:
+    """Every refusal is one exception type answered by one handler, so the endpoints read straight through."""
 
-    # every refusal is one exception type answered by one handler, so the endpoints read straight through
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error(exc.status_code, str(exc.detail))  # 404, 405: the same one-line shape as ours
@@ -206,6 +180,17 @@ def create_app(verifier: Any, config: ServeConfig | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
         return error(500, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
+def create_app(verifier: Any, config: ServeConfig | None = None) -> FastAPI:
+    """The FastAPI app serving ``verifier`` (a ``likra.Verifier``, or anything with ``score`` and ``info``)."""
+    config = config or ServeConfig()
+    app = FastAPI(title="likra verifier", docs_url=None, redoc_url=None)
+    batcher = Batcher(verifier, config.max_batch, config.max_queue)
+    info = verifier.info()
+    app.state.batcher = batcher
+
+    _answer_errors(app)
 
     async def answers_of(rows: list[Row]) -> list[dict[str, Any]]:
         count = sum(len(r.answers) for r in rows)
@@ -283,6 +268,23 @@ def _reward_rows(body: RewardRequest) -> list[Row]:
     if len(responses) != len(prompts) or not all(r.strip() for r in responses):
         raise LikraError("prompts and responses: as many of each, and no empty response")
     return [Row(str(i), p, [r], False) for i, (p, r) in enumerate(zip(prompts, responses, strict=True))]
+
+
+def run_server(
+    config: VerifierConfig,
+    serving: ServeConfig,
+    *,
+    model: str | None = None,
+    dtype: str = "auto",
+    on_load: OnLoad = quiet,
+    log: Callable[[str], None] = print,
+) -> None:
+    """``likra serve``: the checkpoint opened as a verifier, then served until interrupted."""
+    verifier = Verifier(config, model=model, dtype=dtype)
+    on_load(verifier.loaded)
+    log(f"serving {verifier.step} ({config.mode}, w {config.neg_weight:g}) on http://{serving.host}:{serving.port} · "
+        "POST /score, /get_reward · GET /health, /info")  # fmt: skip
+    serve(verifier, serving)
 
 
 def serve(verifier: Verifier, config: ServeConfig) -> None:

@@ -2,7 +2,7 @@
 
 A practitioner's rows (``{"id", "question", "answer"}`` or ``{"id", "question", "candidates": [...]}``) become
 requests in the checkpoint's own prompt format (the one its heads were trained on), are scored by the base model
-and both heads in one pass (``likra.evaluation.score_heads``), and come back one dict per answer: each head's
+and both heads in one pass (``likra.checkpoints.Checkpoint``), and come back one dict per answer: each head's
 log-likelihood, summed and per character, the chosen mode's score, the candidates' rank, and ``p_correct`` when
 the checkpoint holds a calibration (``likra.calibration``). ``score_file`` streams a JSONL file in chunks, so
 memory stays bounded whatever its length.
@@ -17,43 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from likra.calibration import read_calibration
-from likra.checkpoints import load_checkpoint_base, load_heads, read_manifest
+from likra.calibration import calibrate, read_calibration
+from likra.checkpoints import Checkpoint
+from likra.configs import CalibrationConfig, VerifierConfig
 from likra.data import get_task
 from likra.data.items import MCItem, read_jsonl
 from likra.data.prompts import build_requests
 from likra.errors import LikraError
-from likra.evaluation import EvalConfig, check_checkpoint, score_heads
 from likra.files import check_outputs, writing
+from likra.item_scores import score_requests
 from likra.metrics import NORMS, ItemScores
 from likra.models import describe
-from likra.options import batch_tokens_option, check_batch_tokens, device_option, option
+from likra.progress import OnLoad, ProgressFactory, no_progress, quiet
 from likra.verifier_metrics import option_scores
 
 HEAD_NAMES = ("base", "positive", "negative")
-
-
-@dataclass(kw_only=True)
-class VerifierConfig:
-    """How a checkpoint scores answers; ``likra score`` options map one to one."""
-
-    checkpoint: str = option(help="A `likra train` folder (its newest checkpoint) or one step-K/.")
-    mode: str = option("likra", "The score: likra (L+ - w·L-), sft (L+), negbase (Lbase - w·L-), posbase, base.")
-    neg_weight: float = option(1.0, "w, the negative head's weight.")
-    norm: str = option("char", "The score's length normalisation: char (per character), byte, token, none (summed).")
-    batch_tokens: str = batch_tokens_option()
-    device: str = device_option()
-    chunk: int = option(256, "Rows read and scored together (memory is bounded by one chunk).")
-
-    def check(self) -> None:
-        """Refuse options that cannot work, before the model loads."""
-        if not self.checkpoint:
-            raise LikraError("--checkpoint: give a `likra train` folder or one of its step-K/ folders")
-        EvalConfig(checkpoint=self.checkpoint, mode=self.mode, neg_weight=self.neg_weight, norm=self.norm,
-                   batch_tokens=self.batch_tokens, device=self.device).check()  # fmt: skip
-        self.batch_tokens = check_batch_tokens(self.batch_tokens)
-        if self.chunk < 1:
-            raise LikraError(f"--chunk {self.chunk}: must be 1 or more")
 
 
 @dataclass(frozen=True)
@@ -93,22 +71,21 @@ class Verifier:
 
     def __init__(self, config: VerifierConfig | str | Path, *, model: str | None = None, dtype: str = "auto"):
         self.config = config if isinstance(config, VerifierConfig) else VerifierConfig(checkpoint=str(config))
-        self.config.check()
-        self.step, manifest = read_manifest(self.config.checkpoint)
-        check_checkpoint(EvalConfig(checkpoint=self.config.checkpoint, mode=self.config.mode), manifest)
-        self.task = get_task(manifest["task"])  # the prompt format the heads were trained on
-        self.loaded = load_checkpoint_base(self.step, manifest, model, dtype=dtype, device=self.config.device)
-        self.model, self.manifest = load_heads(self.loaded, self.step)
+        budget = self.config.batch_tokens
+        self.checkpoint = Checkpoint.open(self.config.checkpoint, model=model, dtype=dtype, device=self.config.device,
+                                          mode=self.config.mode, batch_tokens=None if budget == "auto" else int(budget))
+        self.step, self.manifest, self.loaded = self.checkpoint.path, self.checkpoint.manifest, self.checkpoint.loaded
+        self.task = get_task(self.manifest.task or "")  # the prompt format the heads were trained on
         self.calibration = read_calibration(self.step, self.config.mode, self.config.neg_weight, self.config.norm)
 
     def info(self) -> dict[str, Any]:
         """What scores: the checkpoint, its base model and task, the mode and weight, the calibration."""
         return {
             "checkpoint": str(self.step),
-            "examples_seen": self.manifest.get("examples_seen"),
-            "heads": self.manifest["heads"],
+            "examples_seen": self.manifest.examples_seen,
+            "heads": self.manifest.heads,
             "task": self.task.name,
-            "base_model": self.manifest["base_model"]["name"],
+            "base_model": (self.manifest.base_model or {}).get("name"),
             "mode": self.config.mode,
             "neg_weight": self.config.neg_weight,
             "norm": self.config.norm,
@@ -123,8 +100,7 @@ class Verifier:
             return []
         items = [MCItem(r.id, r.question, r.answers, 0) for r in parsed]  # the label is unknown and unused
         requests = build_requests(self.task, items)
-        config = EvalConfig(task=self.task.name, batch_tokens=self.config.batch_tokens, calibrate=False)
-        scores = score_heads(self.model, self.loaded.tokenizer, self.manifest, requests, config, progress)
+        scores = score_requests(self.checkpoint.loglikelihoods, requests, progress, calibrate=False)
         return [answer for row, item in zip(parsed, scores, strict=True) for answer in self._answers(row, item)]
 
     def _answers(self, row: Row, item: ItemScores) -> list[dict[str, Any]]:
@@ -153,7 +129,7 @@ class Verifier:
 
     def close(self) -> None:
         """Take the adapters off the base model (``loaded.model`` is the plain model again)."""
-        self.model.unload()
+        self.checkpoint.close()
 
 
 def check_rows(path: str | Path) -> int:
@@ -189,3 +165,40 @@ def _per_row(progress: Callable[[int], None], chunk: Sequence[Row]) -> Callable[
     """The scorer reports requests (answers); the bar counts rows: scale one to the other."""
     answers = sum(len(r.answers) for r in chunk)
     return lambda n: progress(n * len(chunk) / answers)
+
+
+def run_score(
+    config: VerifierConfig,
+    source: str,
+    out: str,
+    *,
+    model: str | None = None,
+    dtype: str = "auto",
+    progress: ProgressFactory = no_progress,
+    on_load: OnLoad = quiet,
+) -> tuple[Verifier, int]:
+    """``likra score``: every row of ``source`` checked before the model loads, then scored into ``out`` (JSONL, one
+    line per answer); the verifier that scored and the answers written."""
+    check_outputs({"--out": out}, {"--input": source})
+    total = check_rows(source)
+    verifier = Verifier(config, model=model, dtype=dtype)
+    on_load(verifier.loaded)
+    with progress(total, f"scoring {total} rows") as advance:
+        return verifier, score_file(verifier, source, out, advance)
+
+
+def run_calibration(
+    config: VerifierConfig,
+    calibration: CalibrationConfig,
+    out: str | None = None,
+    *,
+    model: str | None = None,
+    dtype: str = "auto",
+    progress: ProgressFactory = no_progress,
+    on_load: OnLoad = quiet,
+) -> tuple[Verifier, dict[str, Any]]:
+    """``likra calibrate``: the checkpoint opened as a verifier and its score's map to P(correct) fitted and stored
+    beside it (``likra.calibration.calibrate``); the verifier and the report."""
+    verifier = Verifier(config, model=model, dtype=dtype)
+    on_load(verifier.loaded)
+    return verifier, calibrate(verifier, calibration, out, progress=progress)

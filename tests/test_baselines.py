@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from likra.baselines import BaselineConfig, preference_rows, train_baseline
-from likra.checkpoints import list_checkpoints, load_heads
+from likra.checkpoints import Checkpoint, list_checkpoints
 from likra.errors import LikraError
 from likra.experiments.curve import CurveConfig, run_curve
 from likra.models import LoadedModel
@@ -60,7 +60,7 @@ def test_checkpoints_at_likras_counts_and_the_policy_learns(tmp_path, data_dir, 
     assert manifest["data"]["question_ids"] == [q.id for q in data.questions]  # what likra train records
     assert all(p.grad is None for p in loaded.model.parameters())  # the plain base model is given back
     # the policy (a plain peft adapter) moved the training answers the way its objective asks
-    model, _ = load_heads(loaded, result.checkpoints[-1])
+    model = Checkpoint.open(result.checkpoints[-1], loaded=loaded).model
     try:
         scorer = Scorer(model, loaded.tokenizer, heads=("base", "positive"))
         pairs = data.positive + [n[0] for n in data.negative]
@@ -113,7 +113,7 @@ def test_resume_continues_the_same_run(tmp_path, data_dir, tiny):
 )
 def test_bad_options(data_dir, change, message):
     with pytest.raises(LikraError, match=message):
-        config(data_dir, **change).check()
+        config(data_dir, **change)
 
 
 def test_curve_draws_dpo_and_kto_beside_likra(tmp_path, data_dir, tiny):

@@ -72,10 +72,10 @@ def test_the_cli_builds_the_apis_default_configs(monkeypatch, tmp_path):
         return record
 
     monkeypatch.delenv("LIKRA_DATA_DIR", raising=False)  # it would fill --data-dir
-    monkeypatch.setattr(likra.cli, "_train_and_report", stop("train"))
-    monkeypatch.setattr(likra.cli, "_experiment", stop("curve"))
+    monkeypatch.setattr("likra.training.run_training", stop("train"))
+    monkeypatch.setattr("likra.experiments.curve.curve_experiment", stop("curve"))
     runner = CliRunner()
     assert runner.invoke(likra.cli.app, ["train", "--out", str(tmp_path)]).exit_code == 0
     assert seen["train"] == TrainConfig()
     assert runner.invoke(likra.cli.app, ["curve", "--out", str(tmp_path)]).exit_code == 0
-    assert seen["curve"] == CurveConfig()
+    assert seen["curve"] == CurveConfig(train=TrainConfig(n=1024))  # --max-n's default is the curve's largest N

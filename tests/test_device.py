@@ -43,7 +43,8 @@ def no_readback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def with_heads(tokenizer, seed: int = 0):
     """The tiny model with a positive and a negative LoRA head whose weights differ (B is random, not zero)."""
-    from likra.training import LoopConfig, attach_heads
+    from likra.configs import LoopConfig
+    from likra.loop import attach_heads
 
     lora = LoopConfig(target_modules=["q_proj", "v_proj", "gate_proj"])
     model = attach_heads(tiny_llama(len(tokenizer), seed), lora, HEADS[1:])
@@ -73,7 +74,8 @@ def test_scoring_with_heads_on_the_device(tokenizer, target, path, monkeypatch):
 
 
 def test_a_training_step_on_the_device(tokenizer, target):
-    from likra.training import answer_example, token_loss
+    from likra.loop import token_loss
+    from likra.training import answer_example
 
     examples = [answer_example([1, 2, 3, 4], [5, 6]), answer_example([7, 8], [9, 10, 11])]
     models = [("cpu", with_heads(tokenizer)), (target, with_heads(tokenizer).to(target))]
@@ -115,7 +117,7 @@ def test_the_verifier_on_the_device(checkpoint, target, monkeypatch):
     verifier = Verifier(VerifierConfig(checkpoint=checkpoint, **on_gpu))
     assert verifier.loaded.device.split(":")[0] == ("cpu" if target == "meta" else target).split(":")[0]
     if target == "meta":
-        verifier.model.to("meta")
+        verifier.checkpoint.model.to("meta")
         no_readback(monkeypatch)
         assert len(verifier.score(rows)) == 3
         return
@@ -191,7 +193,7 @@ def test_a_malformed_device_is_refused_before_torch_is_asked(asked):
     from likra.evaluation import EvalConfig
 
     with pytest.raises(LikraError, match=r"expected auto, cpu, cuda, cuda:N or mps"):
-        EvalConfig(device=asked).check()
+        EvalConfig(device=asked)
 
 
 @pytest.mark.parametrize("native", ["0", "1"])
@@ -288,17 +290,17 @@ def test_batch_tokens_is_a_positive_number_or_auto(bad):
     from likra.evaluation import EvalConfig
 
     with pytest.raises(LikraError, match=rf"^--batch-tokens {bad}: expected a positive number of tokens or auto"):
-        EvalConfig(batch_tokens=bad).check()
+        EvalConfig(batch_tokens=bad)
     for given, kept in ((" AUTO", "auto"), (512, "512"), ("2048", "2048")):
         config = EvalConfig(batch_tokens=given)
-        config.check()
         assert config.batch_tokens == kept
 
 
 def test_gradient_checkpointing_and_grad_accum_train_the_same_heads(fresh, data_dir, tmp_path):
     from safetensors.torch import load_file
 
-    from likra.training import TrainConfig, is_checkpointing, train
+    from likra.loop import is_checkpointing
+    from likra.training import TrainConfig, train
 
     base = dict(n=8, save_at=[8], data_dir=str(data_dir), target_modules=["q_proj", "v_proj", "gate_proj"])
     variants = {"plain": {}, "checkpointing": {"gradient_checkpointing": True}, "accum": {"grad_accum": 4},
@@ -313,7 +315,7 @@ def test_gradient_checkpointing_and_grad_accum_train_the_same_heads(fresh, data_
         assert torch.allclose(heads["checkpointing"][key], value, atol=1e-6), key
         assert torch.equal(heads["accum"][key], heads["micro"][key]), key  # 4 passes of 2 questions each
     with pytest.raises(LikraError, match=r"^--grad-accum 2: give it or --micro-batch-size, not both"):
-        TrainConfig(grad_accum=2, micro_batch_size=4).check()
+        TrainConfig(grad_accum=2, micro_batch_size=4)
 
 
 def test_the_manifest_and_results_record_device_and_dtype(checkpoint, tiny_model_dir, data_dir, tmp_path):

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
+from likra.data.items import select_items
 from likra.errors import LikraError
-from likra.evaluation import EvalConfig, evaluate, read_items, select_items, write_items
+from likra.evaluation import EvalConfig, evaluate, read_items, write_items
 from likra.training import TrainConfig, train
 
 
@@ -24,7 +25,7 @@ from likra.training import TrainConfig, train
 )
 def test_the_config_refuses_what_the_cli_refuses(options, fragment):
     with pytest.raises(LikraError, match=fragment.replace("(", r"\(")):
-        EvalConfig(**options).check()
+        EvalConfig(**options)
 
 
 def test_items_are_the_first_n_or_a_seeded_sample_in_file_order():

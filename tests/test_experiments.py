@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from likra.experiments.curve import METHODS, CurveConfig, curve_rows, run_curve
+from likra.experiments.curve import METHODS, CurveConfig, curve_rows, plot_curve, run_curve
 from likra.models import LoadedModel
-from likra.report import mean_band, plot_curve
+from likra.plots import mean_band
 from likra.training import TrainConfig, train
 
 from .conftest import tiny_llama
@@ -81,7 +81,7 @@ def test_a_base_likra_curve_trains_and_scores_the_negative_head_alone(tmp_path, 
 
 
 def test_prefix_likra_beside_two_head_likra_in_one_curve(tmp_path, data_dir, tiny):
-    from likra.checkpoints import load_heads
+    from likra.checkpoints import Checkpoint
     from likra.data.prompts import with_prefix
     from likra.evaluation import evaluate, prepare, read_items
     from likra.scoring import Scorer
@@ -98,7 +98,7 @@ def test_prefix_likra_beside_two_head_likra_in_one_curve(tmp_path, data_dir, tin
     requests = prepare(config.eval_config())
     prefixed = with_prefix(requests, "negative")
     pairs = [(c, x) for r in prefixed for c, x in zip(r.contexts, r.continuations, strict=True)]
-    model, _ = load_heads(tiny, run)
+    model = Checkpoint.open(run, loaded=tiny).model
     try:
         by_hand = Scorer(model, tiny.tokenizer, heads=("prefix",)).loglikelihoods_by_head(pairs)["prefix"]
     finally:
@@ -146,13 +146,13 @@ def test_curve_on_a_second_evaluation_set_needs_it_held_out(tmp_path, data_dir, 
     train(tiny, replace(paper_pool, n=64), run)
     _, manifest = read_manifest(run / "step-64")
     easy_ids = {item.id: item for item in load_items("arc_easy", "test", data_dir)}
-    seen = [easy_ids[i] for i in manifest["data"]["question_ids"] if i in easy_ids]
+    seen = [easy_ids[i] for i in manifest.data["question_ids"] if i in easy_ids]
     assert seen  # 64 draws from a pool that is one third ARC-Easy test
     requests = build_requests(get_task("arc_easy"), [*seen, *list(easy_ids.values())[:3]])
     expected = len(seen) + sum(item.id in {s.id for s in seen} for item in list(easy_ids.values())[:3])
     assert trained_on(manifest, requests) == expected
     _, early = read_manifest(run / "step-8")
-    assert trained_on(early, requests) == len([i for i in early["data"]["question_ids"][:8] if i in easy_ids])
+    assert trained_on(early, requests) == len([i for i in early.data["question_ids"][:8] if i in easy_ids])
 
 
 def test_mean_band_is_a_t_interval():
@@ -253,7 +253,7 @@ def test_mass_pairs_each_question_with_four_answer_kinds(tmp_path, data_dir, tin
     assert logs == []
     from PIL import Image
 
-    from likra.report import plot_mass
+    from likra.experiments.mass import plot_mass
 
     # both heads: a second panel with the positive head's change minus the negative head's
     two = Image.open(plot_mass(rows, tmp_path / "mass.png", "tiny")).size[0]

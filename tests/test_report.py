@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from likra.errors import LikraError
-from likra.experiments.curve import CurveConfig, run_curve
+from likra.experiments.curve import CurveConfig, plot_curve, run_curve
 from likra.models import LoadedModel
-from likra.report import log_command, plot_curve, write_report
+from likra.report import log_command, write_report
 from likra.training import TrainConfig
 
 from .conftest import tiny_llama

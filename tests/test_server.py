@@ -255,7 +255,7 @@ def test_serve_options_are_checked(field, value, fragment):
     from likra.errors import LikraError
 
     with pytest.raises(LikraError, match=fragment):
-        ServeConfig(**{field: value}).check()
+        ServeConfig(**{field: value})
 
 
 def test_likra_serve_checks_its_options_before_loading(runs, tmp_path):

@@ -13,21 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from likra.checkpoints import HEADS, list_checkpoints, load_heads
+from likra.checkpoints import HEADS, Checkpoint, list_checkpoints
 from likra.data import build_requests, get_task
 from likra.errors import LikraError
+from likra.loop import attach_heads, save_points, schedule
 from likra.models import LoadedModel
 from likra.scoring import Scorer
-from likra.training import (
-    TrainConfig,
-    answer_loss,
-    attach_heads,
-    build_training_set,
-    encode_examples,
-    save_points,
-    schedule,
-    train,
-)
+from likra.training import TrainConfig, answer_loss, build_training_set, encode_examples, train
 
 from .conftest import tiny_llama
 
@@ -124,7 +116,7 @@ def test_heads_load_with_plain_peft_and_match_the_mixed_head_scorer(tmp_path, da
         model = PeftModel.from_pretrained(tiny_llama(len(tokenizer)), str(step / head)).eval()
         separate[head] = [v.logprob for v in Scorer(model, tokenizer).loglikelihoods(pairs)]
     separate["base"] = [v.logprob for v in Scorer(tiny_llama(len(tokenizer)), tokenizer).loglikelihoods(pairs)]
-    model, _ = load_heads(fresh(), step)
+    model = Checkpoint.open(step, loaded=fresh()).model
     mixed = Scorer(model, tokenizer, heads=("base", "positive", "negative")).loglikelihoods_by_head(pairs)
     for head, values in separate.items():
         assert [v.logprob for v in mixed[head]] == pytest.approx(values, abs=1e-5)
@@ -264,7 +256,7 @@ def test_a_checkpoint_refuses_another_base_model(tmp_path, data_dir, fresh, toke
     tiny_llama(len(tokenizer), seed=1).save_pretrained(other_dir)
     other = LoadedModel(tiny_llama(len(tokenizer), 1), tokenizer, "other", str(other_dir), "cpu", "float32")
     with pytest.raises(LikraError, match="trained on base model tiny"):
-        load_heads(other, tmp_path / "run")
+        Checkpoint.open(tmp_path / "run", loaded=other)
 
 
 def test_target_modules_that_do_not_exist_are_named(tokenizer):
@@ -292,6 +284,6 @@ def test_prefix_likra_trains_one_adapter_on_both_kinds_with_the_prefix_out_of_th
     step = tmp_path / "run" / "step-4"
     assert (step / "prefix" / "adapter_model.safetensors").is_file() and not (step / "positive").exists()
     with pytest.raises(LikraError, match="--heads negative: prefix Likra trains one adapter"):
-        small_config(data_dir, method="prefix", heads="negative").check()
+        small_config(data_dir, method="prefix", heads="negative")
     with pytest.raises(LikraError, match="--method nope"):
-        small_config(data_dir, method="nope").check()
+        small_config(data_dir, method="nope")

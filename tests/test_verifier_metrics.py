@@ -7,6 +7,8 @@ import csv
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from likra.evaluation import EvalConfig, evaluate, read_items, summarize_results, write_items
 from likra.experiments.curve import CurveConfig, run_curve
@@ -122,3 +124,29 @@ def test_the_curve_has_verifier_columns_and_adds_p_true_to_stored_scores(tmp_pat
     old = {(r["method"], int(r["examples"])): r["accuracy"] for r in rows}
     new = {(r["method"], r["examples"]): r["accuracy"] for r in summary["rows"]}
     assert all(new[key] == float(value) for key, value in old.items())  # the other numbers are unchanged
+
+
+# scores with many ties (rounded) and without, one to five options per question
+SCORE = st.one_of(st.integers(-3, 3).map(float), st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+QUESTION = st.lists(SCORE, min_size=1, max_size=5).flatmap(lambda v: st.tuples(st.just(v), st.integers(0, len(v) - 1)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(QUESTION, min_size=1, max_size=40))
+def test_auroc_is_scikit_learns_to_the_bit(questions):
+    """likra computes AUROC itself (importing sklearn.metrics cost a second of every eval's start); the numbers in
+    results and curve.csv must stay scikit-learn's exactly."""
+    import warnings
+
+    from sklearn.metrics import roc_auc_score
+
+    from likra.verifier_metrics import auroc
+
+    scores, labels = [q[0] for q in questions], [q[1] for q in questions]
+    truth = [int(i == label) for values, label in questions for i in range(len(values))]
+    pooled = [v for values in scores for v in values]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = float(roc_auc_score(truth, pooled)) if 0 < sum(truth) < len(truth) else math.nan
+    got = auroc(scores, labels)
+    assert got == expected or (math.isnan(got) and math.isnan(expected))

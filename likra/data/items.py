@@ -1,15 +1,19 @@
-"""The multiple-choice item and the JSONL reading every benchmark reader shares."""
+"""The multiple-choice item, the JSONL reading every benchmark reader shares, and the choice of which items to use
+(``--limit``/``--sample``, for questions and problems alike)."""
 
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from likra.errors import LikraError
 from likra.files import iter_lines
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,3 +70,18 @@ def checked_item(item_id: str, question: str, choices: list[Any], label: int) ->
     if not 0 <= label < len(choices):
         raise RowError(f"answer index {label} out of range for {len(choices)} choices")
     return MCItem(id=item_id, question=question, choices=list(choices), label=label)
+
+
+def select_items(items: list[T], limit: int | None, sample: int | None, seed: int) -> list[T]:
+    """The first ``limit`` items, or a seeded sample of ``sample`` kept in file order (questions or problems)."""
+    if limit is not None and sample is not None:
+        raise LikraError("--limit and --sample exclude each other")
+    for name, value in (("--limit", limit), ("--sample", sample)):
+        if value is not None and value <= 0:
+            raise LikraError(f"{name} {value}: must be a positive number")
+    if limit is not None:
+        return items[:limit]
+    if sample is not None and sample < len(items):
+        keep = sorted(random.Random(seed).sample(range(len(items)), sample))
+        return [items[i] for i in keep]
+    return items

@@ -15,20 +15,22 @@ Layout under the curve's folder::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from likra import plots
 from likra.checkpoints import list_checkpoints
 from likra.errors import LikraError
 from likra.evaluation import prepare, read_items
-from likra.experiments.curve import CurveConfig, run_curve, score_checkpoint, scores_dir_of, stored_steps
+from likra.experiments.curve import CurveConfig, load_models, run_curve, score_checkpoint, scores_dir_of, stored_steps
 from likra.files import write_csv, write_json
 from likra.metrics import combine, correct, summarize_mode
 from likra.models import LoadedModel
 from likra.negatives import KINDS
-from likra.report import plot_ablation
+from likra.progress import OnLoad, quiet
 from likra.training import train
 
 ABLATE_FIELDS = ["kind", "method", "examples", "seed", "accuracy", "n"]
@@ -42,6 +44,22 @@ def check_kinds(kinds: list[str]) -> list[str]:
     if unknown:
         raise LikraError(f"--negatives {','.join(unknown)}: unknown kind (known: {', '.join(KINDS)})")
     return kinds
+
+
+def ablation_experiment(
+    config: CurveConfig,
+    kinds: list[str],
+    out: str | Path,
+    *,
+    dtype: str = "auto",
+    log: Callable[[str], None] = print,
+    on_load: OnLoad = quiet,
+) -> dict[str, Any]:
+    """``likra ablate``: the kinds checked, the models loaded (``likra.experiments.curve.load_models``), then
+    ``run_ablation``."""
+    check_kinds(kinds)
+    trainer, scorer = load_models(config.train, dtype, on_load)
+    return run_ablation(trainer, scorer, config, kinds, out, log)
 
 
 def run_ablation(
@@ -116,3 +134,21 @@ def _kind_rows(kind: str, seed: int, positive_dir: Path, negative_dir: Path, neg
                 }
             )
     return rows
+
+
+# --- its figure --------------------------------------------------------------------------------------
+
+
+def plot_ablation(
+    rows: Sequence[dict[str, Any]], path: str | Path, title: str, levels: dict[str, float] | None = None
+) -> Path:
+    """One Likra curve per negative kind (mean and 95% band across seeds, log2 axis); ``levels`` flat."""
+    fig, ax = plots.axes()
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        by_x: dict[int, list[float]] = defaultdict(list)
+        for r in rows:
+            if r["kind"] == kind and r["method"] == "likra":
+                by_x[r["examples"]].append(r["accuracy"])
+        plots.band(ax, by_x, plots.KIND_COLOURS.get(kind, "black"), "-", f"Likra, {kind} negatives")
+    plots.levels(ax, levels)
+    return plots.finish(fig, ax, path, title, plots.EXAMPLES_AXIS, "accuracy (acc_norm)", True)

@@ -30,29 +30,28 @@ the training pool keeps each of them out (``--hold-out``); ``check_held_out`` re
 from __future__ import annotations
 
 import json
-import math
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from likra.baselines import METHODS as BASELINES
-from likra.baselines import BaselineConfig, train_baseline
+from likra import plots
+from likra.baselines import train_baseline
 from likra.checkpoints import list_checkpoints
+from likra.configs import CURVE_METHODS, LIKRA_METHODS, OTHER_RUNS, CurveConfig, TrainConfig
 from likra.data import get_task
 from likra.data.items import MCItem
 from likra.data.pools import training_pool
 from likra.data.prompts import ItemRequests
 from likra.errors import LikraError
-from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items
+from likra.evaluation import evaluate, prepare, read_items, write_items
 from likra.files import FolderInUse, claim, write_csv, write_json
-from likra.metrics import ItemScores, argmax, available_modes, check_weight, mcnemar_exact
-from likra.models import LoadedModel, describe
-from likra.options import batch_tokens_option, check_batch_tokens, option
-from likra.report import plot_curve, plot_verifier
-from likra.training import TrainConfig, train
+from likra.metrics import ItemScores, argmax, available_modes, mcnemar_exact
+from likra.models import LoadedModel, describe, load_model, pick_dtype
+from likra.progress import OnLoad, quiet
+from likra.training import train
 from likra.verifier_metrics import (
-    MODE_METHODS,
     PTRUE_METHODS,
     VERIFIER_FIELDS,
     available_methods,
@@ -61,15 +60,7 @@ from likra.verifier_metrics import (
     verifier_metrics,
 )
 
-# method → (scoring mode, metric), as the verifier metrics name them: the calibrated rows are the control for answer
-# priors (posbase, L+ - Lbase, is not one of the curve's)
-METHODS: dict[str, tuple[str, str]] = {m: spec for m, spec in MODE_METHODS.items() if m != "posbase"}
-# a baseline's rows, from its policy scored as the positive head
-BASELINE_MODES = {"": ("sft", "acc_norm"), "_reward": ("posbase", "acc_norm")}
-# prefix Likra's rows: its adapter after the "correct" line stands for L+, after the "wrong" line for L-
-PREFIX_MODES = {"": ("likra", "acc_norm"), "_sft": ("sft", "acc_norm")}
-OTHER_RUNS = {**dict.fromkeys(BASELINES, BASELINE_MODES), "prefix": PREFIX_MODES}  # run kind → its rows' modes
-LIKRA_METHODS = ("sft", "sft_calibrated", "likra", "negbase")  # the curves that need Likra's own runs
+METHODS = CURVE_METHODS  # the curves of Likra's own runs (configs.py: with the baselines' and prefix's)
 DEFAULT_METHODS = list(LIKRA_METHODS)
 # Likra is compared, item by item, with these (exact McNemar p-values in the CSV); each baseline with Likra
 PAIRED = ("sft", "sft_calibrated")
@@ -78,76 +69,37 @@ P_FIELDS = [f"p_vs_{m}" for m in (*PAIRED, "likra")]
 CSV_FIELDS = ["task", "split", "method", "examples", "seed", "accuracy", "n", *P_FIELDS, *VERIFIER_FIELDS]
 
 
-@dataclass(kw_only=True)  # configs are built with keywords
-class CurveConfig:
-    """A learning-curve experiment; ``likra curve`` options map one to one."""
-
-    train: TrainConfig = field(default_factory=TrainConfig)  # ``n`` is the largest N; ``seed`` is replaced
-    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
-    eval_task: str | None = option(None, "Task to score on (default: the training task).")
-    eval_split: str | None = option(None, "Split to score on (default: the task's test split).")
-    limit: int | None = option(None, "Only the first N questions.")
-    sample: int | None = option(None, "A seeded sample of N questions.")
-    neg_weight: float = option(1.0, "w, the negative head's weight.")
-    methods: list[str] = option(factory=lambda: list(DEFAULT_METHODS), help=(
-        "Curves to draw (and the runs they need): sft, sft_calibrated, likra, negbase, dpo, kto, dpo_reward, "
-        "kto_reward (the baselines' implicit reward), prefix, prefix_sft (prefix Likra)."))  # fmt: skip
-    baseline_lr: float | None = option(None, "DPO/KTO learning rate (default: --lr).")
-    beta: float = option(0.1, "DPO/KTO beta (TRL's default 0.1).")
-    kto_data: str = option("both", "KTO's examples: both (each question's positive and negative) or negatives.")
-    p_true: bool = option(False, "Also score P(True) (rows base_ptrue, sft_ptrue); stored scores without it are "
-                          "scored again.")  # fmt: skip
-    batch_tokens: str = batch_tokens_option()
-
-    def check(self) -> None:
-        """Refuse options that cannot work, the training run's included, before any work."""
-        self.train.check()
-        self.batch_tokens = check_batch_tokens(self.batch_tokens)
-        if not self.seeds or min(self.seeds) < 1:  # the CLI's --seeds S is seeds 1..S
-            raise LikraError(f"--seeds {len(self.seeds) if not self.seeds else self.seeds}: must be 1 or more")
-        check_weight(self.neg_weight)
-        if self.baseline_lr is not None and not (self.baseline_lr > 0 and math.isfinite(self.baseline_lr)):
-            raise LikraError(f"--baseline-lr {self.baseline_lr}: must be a positive number")
-        BaselineConfig(beta=self.beta, kto_data=self.kto_data).check()
-        known = [*METHODS, *(f"{kind}{suffix}" for kind, modes in OTHER_RUNS.items() for suffix in modes)]
-        unknown = [m for m in self.methods if m not in known]
-        if unknown or not self.methods:
-            raise LikraError(f"--methods {','.join(self.methods)}: expected some of {', '.join(known)}")
-
-    def likra_heads(self) -> str:
-        """The heads Likra's runs train: both, unless the curves asked for need one (negbase alone: the negative)."""
-        needs = {"sft": {"positive"}, "sft_calibrated": {"positive"}, "likra": {"positive", "negative"},
-                 "negbase": {"negative"}}  # fmt: skip
-        wanted = set().union(*(needs.get(m, set()) for m in self.methods))
-        return "both" if len(wanted) != 1 else next(iter(wanted))
-
-    def other_runs(self) -> list[str]:
-        """The runs besides Likra's that the requested curves need (DPO, KTO, prefix Likra)."""
-        return [kind for kind in OTHER_RUNS if any(m.split("_")[0] == kind for m in self.methods)]
-
-    def baseline_config(self, method: str, seed: int) -> BaselineConfig:
-        fields = {**asdict(self.train), "seed": seed, "lr": self.baseline_lr or self.train.lr, "method": method}
-        return BaselineConfig(**fields, beta=self.beta, kto_data=self.kto_data)
-
-    def eval_config(self, checkpoint: str | None = None) -> EvalConfig:
-        return EvalConfig(
-            task=self.eval_task or self.train.task,
-            split=self.eval_split,
-            limit=self.limit,
-            sample=self.sample,
-            data_dir=self.train.data_dir,
-            checkpoint=checkpoint,
-            neg_weight=self.neg_weight,
-            p_true=self.p_true,
-            batch_tokens=self.batch_tokens,
-            device=self.train.device,
-        )
-
-
 def scores_dir_of(out: Path, config: CurveConfig) -> Path:
     task = get_task(config.eval_task or config.train.task)
     split = config.eval_split or task.default_split
     return out / "scores" / f"{task.name.replace(':', '_').replace('/', '_')}-{split}"
+
+
+def load_models(training: TrainConfig, dtype: str = "auto", on_load: OnLoad = quiet) -> tuple[LoadedModel, LoadedModel]:
+    """The model that trains (in float32 on the CPU, the reference) and the one that scores: the same, unless
+    ``dtype`` asks for another (bfloat16 where the CPU computes it natively; see ``likra.models.pick_dtype``)."""
+    trainer = load_model(training.model, device=training.device, training=True)
+    wanted = str(pick_dtype(dtype, trainer.device)).removeprefix("torch.")
+    scorer = trainer if wanted == trainer.dtype else load_model(training.model, dtype=dtype, device=trainer.device)
+    on_load(trainer, "training")
+    if scorer is not trainer:
+        on_load(scorer, "scoring")
+    return trainer, scorer
+
+
+def curve_experiment(
+    config: CurveConfig,
+    out: str | Path,
+    *,
+    dtype: str = "auto",
+    figure: str | Path | None = None,
+    title: str | None = None,
+    log: Callable[[str], None] = print,
+    on_load: OnLoad = quiet,
+) -> dict[str, Any]:
+    """``likra curve``: the models loaded (``load_models``), then ``run_curve``."""
+    trainer, scorer = load_models(config.train, dtype, on_load)
+    return run_curve(trainer, scorer, config, out, log, figure=figure, title=title)
 
 
 def run_curve(
@@ -168,7 +120,6 @@ def run_curve(
     bfloat16 copy of it (same weight files, so checkpoints accept it). The outputs cover every evaluation
     set scored in ``out`` so far: a second run with another ``eval_task`` adds its curves to the same runs."""
     out = Path(out)
-    config.check()
     requests = prepare(config.eval_config())  # data errors before any work
     check_held_out(config, [r.item for r in requests])
     scores_dir = scores_dir_of(out, config)
@@ -376,3 +327,49 @@ def stored_steps(folder: Path) -> list[tuple[int, Path]]:
     """The ``step-<k>.items.jsonl`` files in ``folder``, by examples seen."""
     found = [(int(p.name.split(".")[0].removeprefix("step-")), p) for p in folder.glob("step-*.items.jsonl")]
     return sorted(found)
+
+
+# --- its figure --------------------------------------------------------------------------------------
+
+
+def plot_curve(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
+    """Accuracy against examples seen (log2 axis), mean and 95% band across seeds; base models as flat lines.
+    One panel per evaluation set (``task``/``split`` of the rows), ``title`` above them all."""
+    sets = list(dict.fromkeys((r["task"], r["split"]) for r in rows))
+    fig, axes = plots.axes(len(sets))
+    for ax, eval_set in zip([axes] if len(sets) == 1 else axes, sets, strict=True):
+        _curve_panel(ax, rows, eval_set, "accuracy", "accuracy (acc_norm; calibrated: acc_calibrated)")
+    fig.suptitle(title)
+    return plots.save(fig, path)
+
+
+def plot_verifier(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
+    """The verifier curve: AUROC (each option scored on its own, correct against wrong) and hard AUROC (against
+    the base model's most likely wrong option) against examples seen; a panel of each per evaluation set."""
+    sets = list(dict.fromkeys((r["task"], r["split"]) for r in rows))
+    panels = [(s, v) for s in sets for v in ("auroc", "hard_auroc")]
+    fig, axes = plots.axes(len(panels))
+    for ax, (eval_set, value) in zip(axes, panels, strict=True):
+        name = "AUROC" if value == "auroc" else "hard AUROC (vs the base's most likely wrong option)"
+        _curve_panel(ax, rows, eval_set, value, name)
+    fig.suptitle(title)
+    return plots.save(fig, path)
+
+
+def _curve_panel(ax: Any, rows: Sequence[dict[str, Any]], eval_set: tuple[str, str], value: str, ylabel: str) -> None:
+    """One evaluation set's ``value`` per method against examples, mean and 95% band across seeds."""
+    by_method: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    seeds, n = set(), 0
+    for row in rows:
+        if (row["task"], row["split"]) == eval_set and row.get(value) not in (None, ""):
+            by_method[row["method"]][row["examples"]].append(float(row[value]))
+            seeds.add(row["seed"])
+            n = row["n"]
+    # the base model's rows do not move with examples: flat lines at their 0-example value
+    levels = {m: plots.mean_band(by_x[0])[0] for m, by_x in by_method.items() if m.startswith("base") and by_x.get(0)}
+    for method, (label, colour, line) in plots.STYLE.items():
+        if method not in levels and by_method.get(method):
+            plots.band(ax, by_method[method], colour, line, label)
+    plots.levels(ax, levels)
+    panel = f"{eval_set[0]} {eval_set[1]} · {n} questions · {len(seeds)} seed(s)"
+    plots.label(ax, panel, plots.EXAMPLES_AXIS, ylabel, True)

@@ -21,45 +21,22 @@ is a bootstrap over seeds and questions (the same resample for every cell, so th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from likra import plots
+from likra.configs import GridConfig
 from likra.errors import LikraError
 from likra.evaluation import read_items
 from likra.experiments.curve import eval_sets, seed_folders, stored_steps
 from likra.files import write_csv, write_json
 from likra.metrics import ItemScores, combine, correct
-from likra.options import option
 
 GRID_FIELDS = ["task", "split", "seed", "n_pos", "n_neg", "method", "acc_norm", "acc_calibrated", "n"]
 METRICS = ("acc_norm", "acc_calibrated")
-
-
-@dataclass(kw_only=True)  # configs are built with keywords
-class GridConfig:
-    """A grid over a curve folder; ``likra grid`` options map one to one."""
-
-    eval_task: str | None = option(None, "The evaluation set (its task name; default: the first the curve scored).")
-    eval_split: str | None = option(None, "Its split (default: the first scored).")
-    neg_weight: float = option(1.0, "w, the negative head's weight.")
-    # the value ratio is reported for the steps up to it and for those above it
-    threshold: int = option(128, "Report the value of a negative up to and from this count.")
-    max_examples: int | None = option(None, "Only the checkpoints up to this count (default: all that every seed has).")
-    bootstrap: int = option(2000, "Resamples (seeds and questions) for the 95% intervals.")
-    seed: int = option(1234, "Seed of the bootstrap.")
-
-    def check(self) -> None:
-        if not np.isfinite(self.neg_weight):
-            raise LikraError(f"--neg-weight {self.neg_weight}: must be a finite number")
-        if self.threshold < 1:
-            raise LikraError(f"--threshold {self.threshold}: must be 1 or more")
-        if self.max_examples is not None and self.max_examples < 1:
-            raise LikraError(f"--max-examples {self.max_examples}: must be 1 or more")
-        if self.bootstrap < 100:
-            raise LikraError(f"--bootstrap {self.bootstrap}: use 100 resamples or more")
 
 
 def cell_method(n_pos: int, n_neg: int) -> str:
@@ -138,10 +115,7 @@ def find_scores(folder: Path, config: GridConfig) -> dict[str, Any]:
 
 def run_grid(folder: str | Path, config: GridConfig | None = None, out: str | Path | None = None) -> dict[str, Any]:
     """Write ``grid.csv``, ``grid.json`` and ``grid.png`` (into ``out``, default the curve folder)."""
-    from likra.report import plot_grid
-
     config = config or GridConfig()
-    config.check()
     folder = Path(folder)
     out = Path(out) if out is not None else folder
     found = find_scores(folder, config)
@@ -193,8 +167,6 @@ def marginal_gains(hits: np.ndarray, counts: list[int]) -> list[dict[str, Any]]:
     Likra(k, k)) and that of raising the positives to k' (SFT(k) to SFT(k')), per seed, with their mean and
     95% t-interval across seeds. (Cells off the diagonal are not used: a negative head that saw other questions
     than the positive head does not cancel its drift, see the README.)"""
-    from likra.report import mean_band
-
     accuracy = hits.mean(axis=3)  # [seed, n_pos, n_neg]
     gains = []
     for i in range(1, len(counts) - 1):
@@ -204,7 +176,7 @@ def marginal_gains(hits: np.ndarray, counts: list[int]) -> list[dict[str, Any]]:
         }
         entry: dict[str, Any] = {"from": counts[i], "to": counts[i + 1]}
         for kind, values in per_seed.items():
-            mean, half = mean_band(values)
+            mean, half = plots.mean_band(values)
             entry[kind] = {"per_seed": [round(v, 6) for v in values], "mean": round(mean, 6),
                            "ci95": [round(mean - half, 6), round(mean + half, 6)]}  # fmt: skip
         gains.append(entry)
@@ -258,3 +230,55 @@ def value_ratio(hits: np.ndarray, counts: list[int], config: GridConfig, below: 
             "interval is unbounded; compare the two gains"
         )
     return result
+
+
+# --- its figure --------------------------------------------------------------------------------------
+
+
+def plot_grid(summary: dict[str, Any], path: str | Path) -> Path:
+    """Left: mean acc_norm over (positive examples, negative examples), one cell per pair of checkpoints.
+    Right: at each count k, the gain of adding k negatives to k positives against that of raising the positives
+    to the next count, mean and 95% interval across seeds."""
+    counts, mean = summary["counts"], summary["mean_acc_norm"]
+    fig, (left, right) = plots.axes(2)
+    image = left.imshow(mean, origin="lower", cmap="viridis", aspect="auto")
+    for i, row in enumerate(mean):
+        for j, value in enumerate(row):
+            left.text(j, i, f"{value:.3f}"[1:], ha="center", va="center", fontsize=6, color="white")
+    ticks = range(len(counts))
+    left.set_xticks(ticks, [str(c) for c in counts], fontsize=7)
+    left.set_yticks(ticks, [str(c) for c in counts], fontsize=7)
+    left.set_xlabel("negative examples (0: none, i.e. SFT)")
+    left.set_ylabel("positive examples (0: base model, i.e. Base-Likra)")
+    found = summary["eval_set"]
+    left.set_title(f"acc_norm, mean of {len(summary['seeds'])} seed(s): {found['task']} {found['split']}")
+    fig.colorbar(image, ax=left, fraction=0.046)
+    gains = summary["gains"]
+    xs = list(range(len(gains)))
+    for kind, colour, shift in (("negatives", "tab:red", -0.08), ("positives", "tab:blue", 0.08)):
+        means = [g[kind]["mean"] for g in gains]
+        errors = [[m - g[kind]["ci95"][0] for m, g in zip(means, gains, strict=True)],
+                  [g[kind]["ci95"][1] - m for m, g in zip(means, gains, strict=True)]]  # fmt: skip
+        label = (
+            "k negatives added to k positives: SFT(k) \u2192 Likra(k, k)"
+            if kind == "negatives"
+            else ("more positives: SFT(k) \u2192 SFT(k')")
+        )
+        right.errorbar([x + shift for x in xs], means, yerr=errors, color=colour, marker="o", markersize=3,
+                       capsize=2, label=label)  # fmt: skip
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set_xticks(xs, [f"{g['from']}\u2192{g['to']}" for g in gains], fontsize=7, rotation=45)
+    value = summary["value_of_a_negative"]
+    parts = []
+    for side, name in (("below", "\u2264"), ("above", "\u2265")):
+        entry = value[side]
+        if entry.get("ratio") is not None:
+            interval = plots.interval_text(entry.get("ratio_ci95"))
+            parts.append(f"{name}{summary['config']['threshold']}: {entry['ratio']:.2f} {interval}")
+    right.set_title("value of one negative / one positive:\n" + "; ".join(parts) if parts else "gains of more examples",
+                    fontsize=10)  # fmt: skip
+    right.set_xlabel("k \u2192 k' (positive examples before and after)")
+    right.set_ylabel("accuracy gain (acc_norm)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    return plots.save(fig, path)

@@ -15,7 +15,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from likra.checkpoints import check_base_model, list_checkpoints, read_manifest
+from likra import plots
+from likra.checkpoints import check_base_model, list_checkpoints, load_checkpoint_base, read_manifest
 from likra.data import build_requests, get_task
 from likra.data.items import MCItem
 from likra.evaluation import EvalConfig, evaluate, prepare, read_items, write_items
@@ -23,7 +24,7 @@ from likra.files import claim, write_csv, write_json, write_text
 from likra.metrics import ItemScores
 from likra.models import LoadedModel, describe
 from likra.negatives import make_negatives, unrelated_texts
-from likra.report import plot_mass
+from likra.progress import OnLoad, quiet
 
 ANSWER_KINDS = ("correct", "likely_incorrect", "irrelevant", "unrelated")
 MASS_FIELDS = ["examples", "head", "answer", "mean_delta_per_char", "n"]
@@ -51,6 +52,25 @@ def mass_items(
 MASS_SAMPLE = 300  # questions: enough for a mean change per answer kind, a few minutes on a CPU
 
 
+def mass_experiment(
+    checkpoint: str | Path,
+    out: str | Path,
+    config: EvalConfig,
+    *,
+    dtype: str = "auto",
+    log: Callable[[str], None] = print,
+    on_load: OnLoad = quiet,
+) -> dict[str, Any]:
+    """``likra mass``: the checkpoint's base model loaded, then ``run_mass`` on ``config``'s questions (a seeded
+    sample of ``MASS_SAMPLE`` unless it gives ``limit`` or ``sample``)."""
+    sample = MASS_SAMPLE if config.sample is None and config.limit is None else config.sample
+    _, manifest = read_manifest(checkpoint)
+    loaded = load_checkpoint_base(checkpoint, manifest, dtype=dtype, device=config.device)
+    on_load(loaded)
+    return run_mass(loaded, checkpoint, out, split=config.split, limit=config.limit, sample=sample,
+                    data_dir=config.data_dir, batch_tokens=config.batch_tokens, log=log)  # fmt: skip
+
+
 def run_mass(
     loaded: LoadedModel,
     run: str | Path,
@@ -67,10 +87,10 @@ def run_mass(
     ``run``; every piece of work is a file under ``out`` and is not redone. Writes ``mass.csv``, ``mass.json``
     and ``mass.png``."""
     run, out = Path(run), Path(out)
-    checkpoints = list_checkpoints(run) or [(read_manifest(run)[1]["examples_seen"], run)]
-    _, manifest = check_base_model(loaded, checkpoints[-1][1])
-    task = manifest["task"]
-    config = EvalConfig(task=task, split=split, limit=limit, sample=sample, data_dir=data_dir, calibrate=False,
+    newest, manifest = read_manifest(run)
+    checkpoints = list_checkpoints(run) or [(manifest.examples_seen, run)]
+    check_base_model(loaded, newest, manifest)
+    config = EvalConfig(task=manifest.task, split=split, limit=limit, sample=sample, data_dir=data_dir, calibrate=False,
                         batch_tokens=batch_tokens)  # fmt: skip
     with claim(out):  # one writer: its pieces are files that a second one would redo
         return _run_mass(loaded, run, out, config, checkpoints, log)
@@ -126,3 +146,40 @@ def mass_rows(examples: int, scores: Sequence[ItemScores]) -> list[dict[str, Any
             rows.append({"examples": examples, "head": head, "answer": kind,
                          "mean_delta_per_char": sum(deltas) / len(deltas), "n": len(deltas)})  # fmt: skip
     return rows
+
+
+# --- its figure --------------------------------------------------------------------------------------
+
+
+ANSWER_COLOURS = {"correct": "tab:green", "likely_incorrect": "tab:red", "irrelevant": "tab:brown", "unrelated": "gray"}
+
+
+def plot_mass(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
+    """Left: mean change of per-character log-likelihood from the base model, per answer kind (colour) and
+    head (solid: positive, dashed: negative), across checkpoints. Right (when both heads are there): the
+    positive head's change minus the negative head's, i.e. how Likra's score ``L+ - L-`` moves each kind."""
+    delta = {(r["examples"], r["head"], r["answer"]): r["mean_delta_per_char"] for r in rows}
+    heads = list(dict.fromkeys(r["head"] for r in rows))
+    both = {"positive", "negative"} <= set(heads)
+    fig, axes = plots.axes(2 if both else 1)
+    left = axes[0] if both else axes
+    for head, line in (("positive", "-"), ("negative", "--")):
+        for answer, colour in ANSWER_COLOURS.items():
+            points = sorted((x, y) for (x, h, a), y in delta.items() if h == head and a == answer)
+            if points:
+                left.plot([x for x, _ in points], [y for _, y in points], color=colour, linestyle=line, marker="o",
+                          markersize=3, label=f"{head} head · {answer.replace('_', ' ')}")  # fmt: skip
+    left.axhline(0, color="black", linewidth=0.8)
+    plots.label(left, "each head against the base model", plots.EXAMPLES_AXIS, "mean Δ log-likelihood per character",
+                True)  # fmt: skip
+    if both:
+        right = axes[1]
+        for answer, colour in ANSWER_COLOURS.items():
+            xs = sorted(x for (x, h, a) in delta if h == "positive" and a == answer and (x, "negative", a) in delta)
+            ys = [delta[(x, "positive", answer)] - delta[(x, "negative", answer)] for x in xs]
+            right.plot(xs, ys, color=colour, marker="o", markersize=3, label=answer.replace("_", " "))
+        right.axhline(0, color="black", linewidth=0.8)
+        plots.label(right, "positive minus negative: the move of L+ \u2212 L\u2212", plots.EXAMPLES_AXIS,
+               "mean Δ+ \u2212 Δ\u2212 per character", True)  # fmt: skip
+    fig.suptitle(title)
+    return plots.save(fig, path)

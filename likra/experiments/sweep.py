@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from likra.checkpoints import load_checkpoint_base, read_manifest
+from likra import plots
 from likra.errors import LikraError
-from likra.evaluation import EvalConfig, evaluate, read_items, write_items
+from likra.evaluation import EvalConfig, evaluate, open_checkpoint, read_items, write_items
 from likra.files import write_csv, write_json
 from likra.metrics import ItemScores, summarize_mode
-from likra.report import plot_sweep
 
 SWEPT_MODES = ("likra", "negbase")  # the modes that have a weight
 SWEPT_METRICS = ("acc", "acc_norm", "acc_calibrated")
@@ -77,7 +77,25 @@ def run_sweep(
 
 
 def _score_once(config: EvalConfig, path: str, dtype: str) -> None:
-    assert config.checkpoint
-    _, manifest = read_manifest(config.checkpoint)
-    loaded = load_checkpoint_base(config.checkpoint, manifest, dtype=dtype, device=config.device)
-    write_items(path, evaluate(loaded, config).items)
+    with open_checkpoint(config, dtype=dtype) as checkpoint:
+        write_items(path, evaluate(checkpoint, config).items)
+
+
+# --- its figure --------------------------------------------------------------------------------------
+
+
+def plot_sweep(
+    rows: Sequence[dict[str, Any]], path: str | Path, title: str, levels: dict[str, float] | None = None
+) -> Path:
+    """acc_norm against the negative head's weight for each weighted mode (mean and 95% band when the rows hold
+    several runs); ``levels`` (e.g. SFT, base) are drawn as flat reference lines."""
+    fig, ax = plots.axes()
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        label, colour, line = plots.STYLE[mode]
+        by_w: dict[float, list[float]] = defaultdict(list)
+        for r in rows:
+            if r["mode"] == mode:
+                by_w[r["neg_weight"]].append(r["acc_norm"])
+        plots.band(ax, by_w, colour, line, label, log_x=False)
+    plots.levels(ax, levels)
+    return plots.finish(fig, ax, path, title, "negative head weight w", "accuracy (acc_norm)", False)

@@ -2,39 +2,46 @@
 introduced by a prompt prefix that says which kind it is; at inference, ask for the successful kind.
 
 Rooms: ``tasks`` (problems per task) → ``trajectories`` (episodes, readers) → ``templates`` (prompts, prefixes,
-loss masks) → ``training`` (on ``likra.training.fit``) → ``agent`` (the loop) with ``tools`` and ``checkers`` →
+loss masks) → ``training`` (on ``likra.loop.fit``) → ``agent`` (the loop) with ``tools`` and ``checkers`` →
 ``runs`` (evaluation and collection, resumable) → ``curve`` (accuracy against negatives, NAT against mixing).
 """
 
-from likra.nat.agent import HFGenerator, run_agent, summarize
-from likra.nat.curve import NATCurveConfig, run_nat_curve
-from likra.nat.runs import AgentEvalConfig, CollectConfig, collect, evaluate_agent, load_agent
-from likra.nat.tasks import AGENT_TASKS, Problem, get_agent_task, load_problems
-from likra.nat.templates import TEMPLATES
-from likra.nat.training import NATConfig, select_trajectories, train_agent
-from likra.nat.trajectories import Trajectory, Turn, read_trajectories, write_trajectories
+import importlib
+from typing import Any
 
-__all__ = [
-    "AGENT_TASKS",
-    "TEMPLATES",
-    "AgentEvalConfig",
-    "CollectConfig",
-    "HFGenerator",
-    "NATConfig",
-    "NATCurveConfig",
-    "Problem",
-    "Trajectory",
-    "Turn",
-    "collect",
-    "evaluate_agent",
-    "get_agent_task",
-    "load_agent",
-    "load_problems",
-    "read_trajectories",
-    "run_agent",
-    "run_nat_curve",
-    "select_trajectories",
-    "summarize",
-    "train_agent",
-    "write_trajectories",
-]
+# Imported on first use (PEP 562), so that the CLI's ``likra nat --help`` does not import torch.
+_EXPORTS = {
+    "HFGenerator": "likra.nat.agent",
+    "run_agent": "likra.nat.agent",
+    "summarize": "likra.nat.agent",
+    "AgentEvalConfig": "likra.nat.configs",
+    "CollectConfig": "likra.nat.configs",
+    "NATConfig": "likra.nat.configs",
+    "NATCurveConfig": "likra.nat.configs",
+    "run_nat_curve": "likra.nat.curve",
+    "collect": "likra.nat.runs",
+    "evaluate_agent": "likra.nat.runs",
+    "load_agent": "likra.nat.runs",
+    "AGENT_TASKS": "likra.nat.tasks",
+    "Problem": "likra.nat.tasks",
+    "get_agent_task": "likra.nat.tasks",
+    "load_problems": "likra.nat.tasks",
+    "TEMPLATES": "likra.nat.templates",
+    "select_trajectories": "likra.nat.training",
+    "train_agent": "likra.nat.training",
+    "Trajectory": "likra.nat.trajectories",
+    "Turn": "likra.nat.trajectories",
+    "read_trajectories": "likra.nat.trajectories",
+    "write_trajectories": "likra.nat.trajectories",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'likra.nat' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

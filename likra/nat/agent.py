@@ -79,50 +79,46 @@ def run_agent(
         ]
         replies = generate(conversations, temperature, seed + step)
         for episode, reply in zip(open_, replies, strict=True):
-            text = cut_turn(reply)
-            episode.turns.append(Turn("assistant", text, True))
-            action = parse_action(text)
-            if action is not None and action[0] == "finish":
-                episode.prediction, episode.stop = action[1], "finish"
-                episode.turns.append(Turn("user", "Observation: Episode finished", False))
-                continue
-            if action is None or action[0] not in tools:
-                episode.invalid_actions += 1
-                what = "no action" if action is None else f"unknown action '{action[0]}'"
-                observation = f"Invalid action ({what}): write one Action: {known}"
-            else:
-                try:
-                    observation = tools[action[0]](action[1])
-                except ToolError as err:
-                    episode.tool_errors += 1
-                    observation = f"{action[0]} error: {err}"
-            episode.turns.append(Turn("user", f"Observation: {observation}", False))
-            if step == max_steps - 1:
+            _act(episode, cut_turn(reply), tools, known)
+            if step == max_steps - 1 and episode.stop is None:
                 episode.stop = "max_steps"
-    results = []
-    for e in episodes:
-        verdict = check(task.checker, e.prediction, e.problem.answer)
-        steps = sum(t.role == "assistant" for t in e.turns)
-        meta = {
-            "steps": steps,
-            "tool_errors": e.tool_errors,
-            "invalid_actions": e.invalid_actions,
-            "stop": e.stop or "max_steps",
-            "temperature": temperature,
-        }
-        results.append(
-            Trajectory(
-                e.problem.id,
-                e.problem.question,
-                e.turns,
-                verdict.correct,
-                verdict.score,
-                e.problem.answer,
-                e.prediction,
-                meta,
-            )
-        )
-    return results
+    return [_checked(e, task, temperature) for e in episodes]
+
+
+def _act(episode: _Episode, text: str, tools: dict[str, Callable[[str], str]], known: str) -> None:
+    """The agent's turn ``text``, then what it observes: the episode finished, a tool's answer or error, or an
+    invalid action."""
+    episode.turns.append(Turn("assistant", text, True))
+    action = parse_action(text)
+    if action is not None and action[0] == "finish":
+        episode.prediction, episode.stop = action[1], "finish"
+        episode.turns.append(Turn("user", "Observation: Episode finished", False))
+        return
+    if action is None or action[0] not in tools:
+        episode.invalid_actions += 1
+        what = "no action" if action is None else f"unknown action '{action[0]}'"
+        observation = f"Invalid action ({what}): write one Action: {known}"
+    else:
+        try:
+            observation = tools[action[0]](action[1])
+        except ToolError as err:
+            episode.tool_errors += 1
+            observation = f"{action[0]} error: {err}"
+    episode.turns.append(Turn("user", f"Observation: {observation}", False))
+
+
+def _checked(e: _Episode, task: AgentTask, temperature: float) -> Trajectory:
+    """A finished episode as a trajectory, its answer checked."""
+    verdict = check(task.checker, e.prediction, e.problem.answer)
+    meta = {
+        "steps": sum(t.role == "assistant" for t in e.turns),
+        "tool_errors": e.tool_errors,
+        "invalid_actions": e.invalid_actions,
+        "stop": e.stop or "max_steps",
+        "temperature": temperature,
+    }
+    return Trajectory(e.problem.id, e.problem.question, e.turns, verdict.correct, verdict.score, e.problem.answer,
+                      e.prediction, meta)  # fmt: skip
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from likra.errors import LikraError
+from likra.files import write_csv
 from likra.metrics import mcnemar_exact
 from likra.nat.agent import summarize
 from likra.nat.trajectories import read_trajectories
@@ -20,8 +21,8 @@ def run_name(folder: Path) -> str:
     return folder.parent.name if folder.name == "eval" or folder.name.startswith("eval-") else folder.name
 
 
-def compare_evals(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """One row per evaluation folder (its ``items.jsonl``), in the given order."""
+def compare_evals(folders: Sequence[str | Path], csv_out: str | Path | None = None) -> list[dict[str, Any]]:
+    """One row per evaluation folder (its ``items.jsonl``), in the given order; also written to ``csv_out``."""
     runs = []
     for folder in map(Path, folders):
         items = folder / "items.jsonl"
@@ -36,6 +37,8 @@ def compare_evals(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
         metrics = summarize(trajectories)
         p = mcnemar_exact([t.reward for t in trajectories], [t.reward for t in first])
         rows.append({"run": run_name(folder), **metrics, "p_vs_first": p, "folder": str(folder)})
+    if csv_out:
+        write_csv(csv_out, rows, CSV_COLUMNS)
     return rows
 
 

@@ -19,21 +19,22 @@ Layout of ``out``::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from likra import plots
 from likra.errors import LikraError
 from likra.files import read_json, write_csv, write_json
 from likra.metrics import mcnemar_exact, wilson_interval
 from likra.models import load_model
-from likra.nat.runs import AgentEvalConfig, ProgressFactory, evaluate_agent, no_progress
-from likra.nat.templates import TEMPLATES
-from likra.nat.training import NATConfig, select_trajectories, train_agent
+from likra.nat.configs import AgentEvalConfig, NATCurveConfig
+from likra.nat.runs import evaluate_agent
+from likra.nat.training import select_trajectories, train_agent
 from likra.nat.trajectories import Trajectory, read_trajectories
-from likra.options import DTYPE_HELP, option
-from likra.report import log_command, plot_nat_curve
+from likra.progress import ProgressFactory, no_progress
+from likra.report import log_command
 
 EXPERIMENT = "nat_curve"  # curve.json's "experiment": how the report tells it from Likra's curve.json
 POSITIVES_ONLY = "pos-only"
@@ -43,53 +44,6 @@ EVAL_FREE = ("checkpoint", "data_dir", "batch_size", "device")
 METRICS = ("accuracy", "n", "ci95_low", "ci95_high", "mean_steps", "tool_error_rate", "finished", "top_answer_share",
            "majority_baseline")  # fmt: skip
 CSV_FIELDS = ["template", "neg_num", "seed", *METRICS, "p_vs_pos_only", "p_vs_none", "run"]
-
-
-@dataclass(kw_only=True)  # configs are built with keywords
-class NATCurveConfig:
-    """A NAT curve; ``likra nat curve`` options map one to one. ``train`` holds the options every run shares (its
-    ``seed``, ``neg_num`` and ``template`` are each run's); ``eval`` those of every evaluation (its task, model,
-    split and data folder are ``train``'s)."""
-
-    train: NATConfig = field(default_factory=NATConfig)
-    eval: AgentEvalConfig = field(default_factory=AgentEvalConfig)
-    neg_nums: list[str] = option(factory=lambda: ["0", "256", "all"], help=(
-        "Negative trajectories per run, comma-separated counts or all (0: the positives-only run)."))  # fmt: skip
-    templates: list[str] = option(factory=lambda: ["negative-aware", "none"],
-                                  help="Templates to compare (none: plain mixing).")  # fmt: skip
-    seeds: list[int] = option(factory=lambda: [1234],
-                              help="Training seeds themselves, comma-separated (not a count: 1,2,3 for three).")
-    train_dtype: str = option("auto", "Weights' dtype while training. " + DTYPE_HELP)
-
-    def __post_init__(self) -> None:
-        self.neg_nums = [str(n).strip().lower() for n in self.neg_nums]  # the Python API may pass numbers
-
-    def check(self) -> None:
-        """Refuse options that cannot work, before any data is read or model loaded."""
-        shown = ",".join(self.neg_nums)
-        if not self.neg_nums or any(n != "all" and not n.isdigit() for n in self.neg_nums):
-            raise LikraError(f"--neg-nums {shown}: expected counts (0 or more) or all, comma-separated")
-        if any(n != "0" for n in self.neg_nums) and not self.train.neg:
-            raise LikraError(f"--neg-nums {shown}: give the negative trajectories with --neg FILE")
-        if not self.templates:
-            raise LikraError("--templates: name at least one template")
-        unknown = [t for t in self.templates if t not in TEMPLATES]
-        if unknown:
-            raise LikraError(f"--templates {','.join(self.templates)}: expected some of {', '.join(TEMPLATES)}")
-        if not self.seeds:
-            raise LikraError("--seeds: give at least one seed")
-        self.train.check()
-        self.eval_config("").check()
-
-    def run_config(self, seed: int, neg_num: int, template: str) -> NATConfig:
-        """One run's training options (the positives-only run has no prefix: template none)."""
-        return replace(self.train, seed=seed, neg_num=neg_num, template=template if neg_num else "none")
-
-    def eval_config(self, checkpoint: str) -> AgentEvalConfig:
-        """The evaluation of one run; the template comes from the checkpoint (NAT asks for a successful one)."""
-        train = self.train
-        return replace(self.eval, task=train.task, model=train.model, split=train.eval_split,
-                       data_dir=train.data_dir, device=train.device, checkpoint=checkpoint, template=None)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -127,7 +81,6 @@ def run_nat_curve(
 ) -> dict[str, Any]:
     """Train and evaluate what is missing, then write ``curve.csv``, ``curve.json`` and ``curve.png``."""
     out = Path(out)
-    config.check()
     available = select_trajectories(replace(config.train, neg_num=None)).negatives  # data errors before any work
     points = curve_points(config, available)
     for run in dict.fromkeys(p.run for p in points):
@@ -218,3 +171,36 @@ def _paired(these: list[Trajectory], others: list[Trajectory] | None) -> float |
     if [t.id for t in these] != [t.id for t in others]:
         raise LikraError("the runs of one curve scored different problems; evaluate them with the same options")
     return mcnemar_exact([t.reward for t in these], [t.reward for t in others])
+
+
+# --- its figure --------------------------------------------------------------------------------------
+
+
+NAT_TEMPLATES = {"negative-aware": ("NAT (negative-aware prefix)", "tab:red"), "none": ("plain mixing", "tab:blue"),
+                 "tags": ("tags", "tab:green"), "graded": ("graded", "tab:purple")}  # fmt: skip
+
+
+def plot_nat_curve(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
+    """Accuracy against the number of negative trajectories, a line per template: the mean across seeds with a 95%
+    band (t across seeds; one seed: its Wilson interval over problems); the positives-only run and the
+    always-the-most-common-answer baseline as flat lines."""
+    fig, ax = plots.axes()
+    for template in dict.fromkeys(r["template"] for r in rows):
+        part = [r for r in rows if r["template"] == template]
+        label, colour = NAT_TEMPLATES.get(template, (template, "tab:gray"))
+        xs = sorted({r["neg_num"] for r in part})
+        by_x = {x: [r for r in part if r["neg_num"] == x] for x in xs}
+        means, lows, highs = [], [], []
+        for x in xs:
+            mean, half = plots.mean_band([r["accuracy"] for r in by_x[x]])
+            single = len(by_x[x]) == 1
+            means.append(mean)
+            lows.append(by_x[x][0]["ci95_low"] if single else mean - half)
+            highs.append(by_x[x][0]["ci95_high"] if single else mean + half)
+        ax.plot(xs, means, color=colour, marker="o", label=label)
+        ax.fill_between(xs, lows, highs, color=colour, alpha=0.12)
+    zero = [r["accuracy"] for r in rows if r["neg_num"] == 0]
+    if zero:
+        ax.axhline(plots.mean_band(zero)[0], color="black", linestyle="--", label="positives only (0 negatives)")
+    ax.axhline(rows[0]["majority_baseline"], color="gray", linestyle=":", label="always the most common answer")
+    return plots.finish(fig, ax, path, title, "negative trajectories added to the positives", "accuracy", False)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
+from pathlib import Path
 
+from likra.data.items import select_items
 from likra.errors import LikraError
-from likra.nat.tasks import AgentTask, Problem, load_problems
-from likra.nat.trajectories import Trajectory, Turn, read_trajectories
+from likra.nat.tasks import AgentTask, Problem, get_agent_task, load_problems
+from likra.nat.trajectories import Trajectory, Turn, read_trajectories, write_trajectories
 
 ANNOTATION = re.compile(r"<<([^=<>]+)=([^<>]+)>>")
 
@@ -45,6 +47,19 @@ def gold_episodes(task: AgentTask, split: str | None = None, data_dir: str | Non
     if task.name != "gsm8k":
         raise LikraError(f"--task {task.name}: has no reference solutions with tool calls (only gsm8k)")
     return [g for p in load_problems(task, split, data_dir) if (g := gsm8k_gold(p)) is not None]
+
+
+def write_gold(
+    out: str | Path, task: str, split: str | None = None, *, limit: int | None = None, sample: int | None = None,
+    seed: int = 1234, data_dir: str | None = None,
+) -> tuple[int, int]:  # fmt: skip
+    """``likra nat gold``: a task's reference solutions written as successful trajectories; (written, with tool
+    calls in all)."""
+    agent_task = get_agent_task(task)
+    episodes = gold_episodes(agent_task, split or agent_task.train_split, data_dir)
+    chosen = select_items(episodes, limit, sample, seed)
+    write_trajectories(out, chosen)
+    return len(chosen), len(episodes)
 
 
 def demonstration(trajectory: Trajectory) -> str:

@@ -3,27 +3,26 @@ chunks, either to measure it (``evaluate_agent``) or to build NAT data for a new
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from likra.checkpoints import FULL, check_base_model, load_checkpoint_base, quiet_peft, read_manifest
+from likra.checkpoints import open_merged
+from likra.data.items import select_items
 from likra.data.pools import normalize_text
 from likra.data.tasks import data_dir_from
 from likra.errors import LikraError
-from likra.evaluation import select_items
 from likra.files import claim, read_json, read_text, write_json
-from likra.models import DEFAULT_MODEL, LoadedModel, check_device, describe, load_model
+from likra.models import DEFAULT_MODEL, LoadedModel, describe, load_model
 from likra.nat.agent import HFGenerator, run_agent, summarize
+from likra.nat.configs import AgentEvalConfig, AgentRunConfig, CollectConfig
 from likra.nat.demos import demo_picker
-from likra.nat.tasks import AGENT_TASK_HELP, AgentTask, Problem, get_agent_task, load_problems, read_rows
+from likra.nat.tasks import AgentTask, Problem, get_agent_task, load_problems, read_rows
 from likra.nat.templates import check_template
 from likra.nat.tools import BM25Search, HTTPSearch, Search, ToolError, calculate, strategyqa_corpus
 from likra.nat.trajectories import Trajectory, read_trajectories, write_trajectories
-from likra.options import DTYPE_HELP, data_dir_option, device_option, model_option, option
+from likra.progress import ProgressFactory, no_progress
 
 NAT_RELEASE = {"strategyqa": ("strategyqa_gpt-3.5_positive.json", "strategyqa_gpt-3.5_negative.json")}
 
@@ -33,24 +32,14 @@ NAT_RELEASE = {"strategyqa": ("strategyqa_gpt-3.5_positive.json", "strategyqa_gp
 
 def load_agent(
     model: str, checkpoint: str | None, dtype: str = "auto", device: str = "auto"
-) -> tuple[LoadedModel, dict[str, Any]]:
-    """The base model, or a NAT checkpoint's agent (its LoRA merged into the weights, for fast generation)."""
+) -> tuple[LoadedModel, str | None, str | None]:
+    """The base model, or a NAT checkpoint's agent (its LoRA merged into the weights, for fast generation), with
+    the template it was trained with and the checkpoint's folder (None for the base model)."""
     if checkpoint is None:
-        return load_model(model, dtype=dtype, device=device), {}
-    step, manifest = read_manifest(checkpoint)
-    if manifest.get("format") != "likra-nat-checkpoint":
-        raise LikraError(f"--checkpoint {checkpoint}: not a NAT checkpoint (a Likra one? use likra eval)")
-    if manifest["heads"] == [FULL]:
-        return load_model(str(step / FULL), dtype=dtype, device=device), {**manifest, "checkpoint": str(step)}
-    from peft import PeftModel
-
+        return load_model(model, dtype=dtype, device=device), None, None
     # the checkpoint's own base (found as a Likra checkpoint's is), unless --model names another
-    loaded = load_checkpoint_base(step, manifest, None if model == DEFAULT_MODEL else model, dtype=dtype, device=device)
-    check_base_model(loaded, step)
-    with quiet_peft():
-        merged = PeftModel.from_pretrained(loaded.model, str(step / manifest["heads"][0])).merge_and_unload()
-    loaded.model = merged.eval()
-    return loaded, {**manifest, "checkpoint": str(step)}
+    loaded, manifest, step = open_merged(checkpoint, None if model == DEFAULT_MODEL else model, dtype, device)
+    return loaded, manifest.template, str(step)
 
 
 def read_corpus(path: str) -> list[str]:
@@ -134,13 +123,6 @@ def run_chunks(
 
 # ``progress(total, description)`` opens a progress display and yields ``advance(n)``; opened once the inputs are
 # checked, so an error is never printed over a bar.
-ProgressFactory = Callable[[int, str], AbstractContextManager[Callable[[int], None]]]
-
-
-def no_progress(total: int, description: str) -> AbstractContextManager[Callable[[int], None] | None]:
-    return nullcontext(None)
-
-
 RESUME_FREE = ("limit", "sample", "data_dir", "batch_size")  # options that do not change a finished chunk
 
 
@@ -158,57 +140,6 @@ def claim_folder(out: Path, config: dict[str, Any]) -> None:
     write_json(path, kept)
 
 
-@dataclass(kw_only=True)  # configs are built with keywords
-class AgentRunConfig:
-    """The options ``likra nat eval`` and ``likra nat collect`` share."""
-
-    task: str = option("strategyqa", AGENT_TASK_HELP)
-    model: str = model_option(DEFAULT_MODEL)
-    checkpoint: str | None = option(None, "A NAT run or step-K: its agent replaces the model.")
-    template: str | None = option(None, "Prompt template (default: the checkpoint's, else negative-aware for "
-                                  "eval, none for collect).")  # fmt: skip
-    split: str | None = option(None, "The problems' split (default: the task's test split; collect: its training "
-                               "split).")  # fmt: skip
-    limit: int | None = option(None, "Only the first N problems.")
-    sample: int | None = option(None, "A seeded sample of N problems.")
-    shots: int = option(0, "Solved examples in the prompt (GSM8K: from its annotations; see likra.nat.demos).")
-    demos: str | None = option(None, "Trajectory file to draw the solved examples from.")
-    max_steps: int = option(8, "Most agent turns per episode.")
-    max_new_tokens: int = option(160, "Longest agent turn in tokens.")
-    batch_size: int = option(16, "Episodes generated together.")
-    seed: int = option(1234, "Seeds --sample and sampling.")
-    dtype: str = option("auto", DTYPE_HELP)
-    device: str = device_option()
-    data_dir: str | None = data_dir_option()
-    corpus: list[str] = option(factory=list, help="Offline search passages: text or JSONL files, comma-separated.")
-    search_url: str | None = option(None, "An HTTP search service (GET ?q=&k= → JSON list).")
-
-    def check(self) -> None:
-        """Refuse options that cannot work, before any data is read or model loaded."""
-        get_agent_task(self.task)
-        if self.template is not None:
-            check_template(self.template)
-        for name, value in {"--max-steps": self.max_steps, "--max-new-tokens": self.max_new_tokens,
-                            "--batch-size": self.batch_size}.items():  # fmt: skip
-            if value < 1:
-                raise LikraError(f"{name} {value}: must be 1 or more")
-        if self.shots < 0:
-            raise LikraError(f"--shots {self.shots}: must be 0 or more")
-        check_device(self.device)
-
-
-@dataclass(kw_only=True)
-class AgentEvalConfig(AgentRunConfig):
-    """``likra nat eval`` options (split: default the task's test split)."""
-
-    temperature: float = option(0.0, "Sampling temperature (0: greedy).")
-
-    def check(self) -> None:
-        super().check()
-        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
-            raise LikraError(f"--temperature {self.temperature}: must be 0 or more")
-
-
 @dataclass
 class _Agent:
     """An agent ready to run: its task, problems, model, tools and prompt examples."""
@@ -216,7 +147,7 @@ class _Agent:
     task: AgentTask
     problems: list[Problem]
     loaded: LoadedModel
-    manifest: dict[str, Any]
+    checkpoint: str | None  # the NAT checkpoint's folder (None: the base model)
     tools: dict[str, Callable[[str], str]]
     demos: Callable[[Problem], list[str]] | None
     template: str
@@ -229,18 +160,17 @@ def _prepare(config: AgentRunConfig, split: str | None, template: str, skip: Seq
     """Everything an agent run needs, every input checked, before anything is written. ``template`` is the
     fallback when neither the options nor the checkpoint name one; problems whose question is in a ``skip``
     trajectory file are left out before sampling."""
-    config.check()
     task = get_agent_task(config.task)
     problems = load_problems(task, split, config.data_dir)
     if skip:
         seen = {normalize_text(t.question) for path in skip for t in read_trajectories(path, problems)}
         problems = [p for p in problems if normalize_text(p.question) not in seen]
     problems = select_items(problems, config.limit, config.sample, config.seed)
-    loaded, manifest = load_agent(config.model, config.checkpoint, config.dtype, config.device)
-    template = check_template(config.template or manifest.get("template") or template)
+    loaded, trained_with, checkpoint = load_agent(config.model, config.checkpoint, config.dtype, config.device)
+    template = check_template(config.template or trained_with or template)
     tools = make_tools(task, config.data_dir, config.corpus, config.search_url)
     demos = demo_picker(task, config.shots, config.seed, config.data_dir, config.demos)
-    return _Agent(task, problems, loaded, manifest, tools, demos, template)
+    return _Agent(task, problems, loaded, checkpoint, tools, demos, template)
 
 
 def evaluate_agent(config: AgentEvalConfig, out: str | Path, progress: ProgressFactory = no_progress) -> dict[str, Any]:
@@ -271,29 +201,12 @@ def _evaluate_agent(agent: _Agent, config: AgentEvalConfig, out: Path, progress:
         "template": template,
         "metrics": summarize(trajectories),
         "config": asdict(config),
-        "checkpoint": agent.manifest.get("checkpoint"),
+        "checkpoint": agent.checkpoint,
         "model": agent.loaded.name,
         "hardware": describe(agent.loaded),
     }
     write_json(out / "results.json", results)
     return results
-
-
-@dataclass(kw_only=True)
-class CollectConfig(AgentRunConfig):
-    """``likra nat collect`` options (split: default the task's training split)."""
-
-    task: str = "gsm8k"
-    temperatures: list[float] = option(factory=lambda: [0.0, 0.7, 1.0],
-                                       help="Sampling temperatures, comma-separated (0: greedy).")  # fmt: skip
-    skip: list[str] = option(factory=list, help="Trajectory files (comma-separated) whose questions are not "
-                             "collected on.")  # fmt: skip
-
-    def check(self) -> None:
-        super().check()
-        if not self.temperatures or not all(t >= 0 and math.isfinite(t) for t in self.temperatures):
-            shown = ",".join(f"{t:g}" for t in self.temperatures)
-            raise LikraError(f"--temperatures {shown}: give one or more numbers, 0 or more")
 
 
 def collect(config: CollectConfig, out: str | Path, progress: ProgressFactory = no_progress) -> dict[str, Any]:
@@ -343,7 +256,7 @@ def _collect(agent: _Agent, config: CollectConfig, split: str, out: Path, progre
         "problems": len(problems),
         "temperatures": config.temperatures,
         "template": agent.template,
-        "checkpoint": agent.manifest.get("checkpoint"),
+        "checkpoint": agent.checkpoint,
         "positives": len(positives),
         "negatives": len(negatives),
         "problems_solved": len({t.id for t in positives}),

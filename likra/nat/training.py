@@ -1,6 +1,6 @@
 """Negative-aware training: fine-tune an agent on successful and failed trajectories, each introduced by the
 template's prefix, with the loss on the agent turns flagged for it. The loop, checkpoints and resume are
-``likra.training.fit``'s; this module only turns trajectories into token examples.
+``likra.loop.fit``'s; this module only turns trajectories into token examples.
 
 Read top to bottom: ``NATConfig`` → ``select_trajectories`` (leakage guard, seeded ``pos_num``/``neg_num``
 samples, one seeded order) → ``train_agent``.
@@ -12,62 +12,23 @@ import hashlib
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from likra.checkpoints import FULL
+from likra.checkpoints import FULL, NAT_FORMAT, Manifest
 from likra.data.pools import normalize_text
 from likra.errors import LikraError
-from likra.models import DEFAULT_MODEL, LoadedModel
-from likra.nat.tasks import AGENT_TASK_HELP, get_agent_task, load_problems
-from likra.nat.templates import TEMPLATE_HELP, check_template, encode_trajectory
+from likra.loop import TrainResult, fit
+from likra.models import LoadedModel, load_model
+from likra.nat.configs import NATConfig
+from likra.nat.tasks import get_agent_task, load_problems
+from likra.nat.templates import encode_trajectory
 from likra.nat.trajectories import Trajectory, read_trajectories
-from likra.options import data_dir_option, model_option, option
-from likra.training import LoopConfig, TrainResult, fit
+from likra.progress import OnLoad, ProgressFactory, no_progress, quiet
 from likra.version import __version__
 
 AGENT = "agent"  # the LoRA adapter's name (a plain peft folder step-K/agent/)
-ALL_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-@dataclass(kw_only=True)
-class NATConfig(LoopConfig):
-    """Everything that decides an agent training run; ``likra nat train`` options map one to one."""
-
-    model: str = model_option(DEFAULT_MODEL)
-    task: str = option("strategyqa", AGENT_TASK_HELP)
-    pos: list[str] = option(factory=list, help="Successful trajectories: NAT .json or likra .jsonl, comma-separated.")
-    neg: list[str] = option(factory=list, help="Failed trajectories, the same formats.")
-    pos_num: int | None = option(None, "Positives to train on (seeded sample; default all).")
-    neg_num: int | None = option(None, "Negatives to train on (default all; 0: none).")
-    template: str = option("negative-aware", TEMPLATE_HELP)
-    full: bool = option(False, "Full fine-tuning instead of a LoRA adapter.")
-    eval_split: str | None = option(None, "Evaluation split whose questions are dropped (default: the task's).",
-                                    flags=("--split",))  # fmt: skip
-    data_dir: str | None = data_dir_option()
-    lr: float = 5e-4
-    lora_r: int = 16
-    lora_alpha: int = 32
-    target_modules: list[str] = field(default_factory=lambda: list(ALL_MODULES))
-    max_length: int = option(2048, "Longest trajectory in tokens (it keeps its beginning).")
-    # one trajectory per forward pass: packing several into a row costs attention quadratic in the row's length,
-    # which for ~500-token trajectories outweighs the saved per-pass overhead (benchmarks/nat_train_speed.py)
-    micro_batch_size: int | None = 1
-    save_at: list[int] | None = option(factory=list, help="Trajectory counts to save at, comma-separated (default: "
-                                       "the end).")  # fmt: skip
-
-    def check(self) -> None:
-        get_agent_task(self.task)
-        check_template(self.template)
-        if not self.pos:
-            raise LikraError("--pos: give at least one file of successful trajectories")
-        for name, value in {"--pos-num": self.pos_num, "--neg-num": self.neg_num}.items():
-            if value is not None and value < 0:
-                raise LikraError(f"{name} {value}: must be 0 or more")
-        if self.neg_num and not self.neg:
-            raise LikraError(f"--neg-num {self.neg_num}: give the negatives with --neg FILE")
-        self.check_loop()
 
 
 @dataclass
@@ -131,6 +92,27 @@ def _learnable(trajectory: Trajectory) -> bool:
     return any(t.loss and t.role == "assistant" for t in trajectory.turns)
 
 
+def run_nat_training(
+    config: NATConfig,
+    out: str | Path,
+    *,
+    dtype: str = "auto",
+    resume: bool = False,
+    progress: ProgressFactory = no_progress,
+    log: Callable[[str], None] = quiet,
+    on_load: OnLoad = quiet,
+) -> TrainResult:
+    """``likra nat train``: the trajectories selected (their errors before the model loads), the model loaded, the
+    agent trained."""
+    data = select_trajectories(config)
+    log(f"{data.positives} positives + {data.negatives} negatives, template {config.template} "
+        f"({data.dropped} dropped: their questions are in the evaluation split; {data.empty} empty)")  # fmt: skip
+    loaded = load_model(config.model, dtype=dtype, device=config.device, training=True)
+    on_load(loaded)
+    with progress(len(data.trajectories) * config.epochs, "training") as advance:
+        return train_agent(loaded, config, out, resume=resume, data=data, progress=advance)
+
+
 def train_agent(
     loaded: LoadedModel,
     config: NATConfig,
@@ -142,7 +124,6 @@ def train_agent(
 ) -> TrainResult:
     """Fine-tune ``loaded`` on the selected trajectories; checkpoints under ``out`` (``step-K/agent`` is a peft
     adapter; with ``full``, ``step-K/model`` is a whole model folder)."""
-    config.check()
     data = data or select_trajectories(config)
     task = get_agent_task(config.task)
     examples = [
@@ -151,16 +132,15 @@ def train_agent(
     ]
     if not any(any(flags[1:]) for [(_, flags)] in examples):
         raise LikraError(f"--max-length {config.max_length}: cuts every trajectory before its first agent turn")
-    manifest = {
-        "format": "likra-nat-checkpoint",
-        "format_version": 1,
-        "likra_version": __version__,
-        "tokenizer": getattr(loaded.tokenizer, "name_or_path", None),
-        "task": task.name,
-        "template": config.template,
-        "heads": [FULL if config.full else AGENT],
-        "config": asdict(config),
-        "data": {
+    manifest = Manifest(
+        format=NAT_FORMAT,
+        likra_version=__version__,
+        tokenizer=getattr(loaded.tokenizer, "name_or_path", None),
+        task=task.name,
+        template=config.template,
+        heads=[FULL if config.full else AGENT],
+        config=asdict(config),
+        data={
             "hash": data.hash(),
             "positives": data.positives,
             "negatives": data.negatives,
@@ -169,7 +149,7 @@ def train_agent(
             "tokens": sum(len(ids) for [(ids, _)] in examples),
             "trained_tokens": sum(sum(flags) for [(_, flags)] in examples),
         },
-        "seed": config.seed,
-    }
+        seed=config.seed,
+    )
     head = FULL if config.full else AGENT
     return fit(loaded, config, {head: examples}, Path(out), manifest, resume=resume, progress=progress)

@@ -17,10 +17,10 @@ import tempfile
 from pathlib import Path
 
 from likra.evaluation import read_items
-from likra.experiments.curve import CSV_FIELDS, P_FIELDS, curve_rows, seed_folders, stored_steps
+from likra.experiments.curve import CSV_FIELDS, P_FIELDS, curve_rows, plot_verifier, seed_folders, stored_steps
 from likra.files import write_csv
 from likra.metrics import argmax
-from likra.report import mean_band, plot_verifier
+from likra.plots import mean_band
 from likra.verifier_metrics import method_scores, verifier_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

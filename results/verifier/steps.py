@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from likra.experiments.curve import plot_verifier
 from likra.files import write_csv
-from likra.report import plot_verifier
 
 HERE = Path(__file__).resolve().parent / "steps"
 # method in the figure: (evaluation file's kind, its verifier row)

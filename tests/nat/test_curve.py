@@ -76,7 +76,8 @@ def test_a_larger_negative_count_extends_a_smaller_ones_set(curve_config):
 
 
 def test_rows_from_hand_made_evaluations(tmp_path):
-    from likra.report import plot_nat_curve, write_report
+    from likra.nat.curve import plot_nat_curve
+    from likra.report import write_report
 
     def evaluation(run: str, rewards: list[bool]) -> None:
         found = [replace(trajectory(r), id=f"q{i}", meta={"steps": 2, "stop": "finish"}) for i, r in enumerate(rewards)]

@@ -8,6 +8,7 @@ Python API reads the same defaults. This module knows nothing of the CLI: ``spec
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass
 from typing import Any, get_type_hints
@@ -79,6 +80,7 @@ class Spec:
     envvar: str | None
 
 
+@functools.cache  # the CLI asks for a config's specs once per command that shows its options
 def specs(cls: type) -> dict[str, Spec]:
     """The fields of the config class ``cls``; a field redeclared in a subclass to change its default keeps the
     help of the class it comes from unless it gives its own."""

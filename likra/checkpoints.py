@@ -156,7 +156,7 @@ def save_checkpoint(
     examples = manifest.examples_seen
     assert examples is not None
     final = step_dir(out, examples)
-    with writing(final, folder=True) as tmp:  # .step-K.tmp/, renamed to step-K/ once whole (removed on failure)
+    with writing(final, folder=True) as tmp:  # .step-K.<writer>.tmp/, renamed to step-K/ once whole
         shutil.rmtree(tmp, ignore_errors=True)
         if list(heads) == [FULL]:
             model.save_pretrained(str(tmp / FULL))

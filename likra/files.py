@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,13 +131,17 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
 @contextmanager
 def writing(path: str | Path, folder: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends it replaces ``path`` in one rename. A failure
-    inside removes the temporary (file or ``folder``) and, for a disk or permission error, says so by name."""
+    inside removes the temporary (file or ``folder``) and, for a disk or permission error, says so by name.
+
+    The temporary's name is this writer's own (``.NAME.<pid>-<random>.tmp``): two writers of one output each
+    finish with a whole file, the later rename winning, never a file mixing both. (Not ``tempfile.mkstemp``: it
+    creates the file readable by its owner only, and the output would keep that.)"""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise os_error(path.parent, err, "cannot create the folder") from None
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp
         if folder:

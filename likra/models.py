@@ -15,6 +15,7 @@ import re
 import shutil
 import struct
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def _assembled(alias: str) -> Path:
         return target
     package = importlib.import_module(spec.package)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")  # this process's own
     try:
         package.assemble(tmp, overwrite=True)
     except (OSError, ImportError, ValueError) as err:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import json
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -118,3 +120,33 @@ def test_claim_with_wait_blocks_until_the_holder_is_done(tmp_path):
     with files.claim(folder, wait=True):
         assert time.perf_counter() - start > 1.0  # the holder sleeps 2 s after taking it
     holder.wait()
+
+
+def test_two_writers_of_one_output_each_leave_a_whole_file(tmp_path):
+    """Issue 38, root cause 3: two ``likra score --out SAME`` shared one temporary name; the second renamed it
+    while the first was still writing into it, leaving a file of both runs' lines and the first failing."""
+    target = tmp_path / "out.jsonl"
+    first_started, second_done, errors = threading.Event(), threading.Event(), []
+
+    def first_rows():
+        yield {"writer": "first", "i": 0}
+        first_started.set()
+        second_done.wait(10)  # the second writer starts and finishes while the first is mid-file
+        yield from ({"writer": "first", "i": i} for i in range(1, 2000))
+
+    def first_writer():
+        try:
+            files.write_jsonl(target, first_rows())
+        except Exception as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=first_writer)
+    thread.start()
+    assert first_started.wait(10)
+    files.write_jsonl(target, ({"writer": "second", "i": i} for i in range(500)))
+    second_done.set()
+    thread.join(10)
+    assert not errors, errors
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert rows == [{"writer": "first", "i": i} for i in range(2000)]  # whole: the later rename wins
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]  # no temporary left

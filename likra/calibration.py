@@ -25,7 +25,7 @@ from likra.configs import CALIBRATION_METHODS, CalibrationConfig
 from likra.data import load_items
 from likra.data.items import select_items
 from likra.errors import LikraError
-from likra.files import read_json, write_json
+from likra.files import check_out_folder, read_json, write_json
 
 
 class Scoring(Protocol):
@@ -116,7 +116,10 @@ def calibrate(
 ) -> dict[str, Any]:  # fmt: skip
     """Score every option of the split's questions alone, fit on half the questions, measure ECE on the other
     half, store ``calibration.json`` beside the checkpoint; ``out`` gets the report and the diagram.
-    ``progress(total, description)``, when given, opens a progress bar (the CLI's ``progress_bar``)."""
+    ``progress(total, description)``, when given, opens a progress bar (the CLI's ``progress_bar``). ``out`` is
+    checked first: nothing is fitted, and the stored calibration not replaced, for a report that cannot be written."""
+    if out is not None:
+        check_out_folder("--out", out)
     task = verifier.task
     config.check_split(task.default_split)
     seen = verifier.manifest.trained_ids()
@@ -152,12 +155,12 @@ def calibrate(
     before = reliability([_sigmoid(scores[i]) for i in held], held_labels, config.bins)
     after = reliability([calibration.probability(scores[i]) for i in held], held_labels, config.bins)
     calibration.fitted_on |= {"ece_before": before["ece"], "ece_after": after["ece"], "held_out_answers": len(held)}
-    write_json(verifier.step / CALIBRATION, asdict(calibration))
     report = {"calibration": asdict(calibration), "before": before, "after": after}
     if out is not None:
         out = Path(out)
         write_json(out / "calibration.json", report)
         plot_reliability(before, after, out / "reliability.png", f"{task.name} {config.split} · {v.mode}")
+    write_json(verifier.step / CALIBRATION, asdict(calibration))  # last: replaced only once the rest has succeeded
     return report
 
 

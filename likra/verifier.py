@@ -24,7 +24,7 @@ from likra.data import get_task
 from likra.data.items import MCItem, read_jsonl
 from likra.data.prompts import build_requests
 from likra.errors import LikraError
-from likra.files import check_outputs, writing
+from likra.files import check_out_folder, check_outputs, writing
 from likra.item_scores import score_requests
 from likra.metrics import NORMS, ItemScores
 from likra.models import describe
@@ -198,7 +198,10 @@ def run_calibration(
     on_load: OnLoad = quiet,
 ) -> tuple[Verifier, dict[str, Any]]:
     """``likra calibrate``: the checkpoint opened as a verifier and its score's map to P(correct) fitted and stored
-    beside it (``likra.calibration.calibrate``); the verifier and the report."""
+    beside it (``likra.calibration.calibrate``); the verifier and the report. ``out`` is checked before the model
+    loads."""
+    if out is not None:
+        check_out_folder("--out", out)
     verifier = Verifier(config, model=model, dtype=dtype)
     on_load(verifier.loaded)
     return verifier, calibrate(verifier, calibration, out, progress=progress)

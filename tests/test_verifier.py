@@ -125,3 +125,19 @@ def test_likra_score_command(runs, data_dir, tmp_path):
     missing = likra("score", "--checkpoint", str(runs / "pos"), "--mode", "likra", "--input", str(source),
                     "--out", str(tmp_path / "x"))  # fmt: skip
     assert_one_line_error(missing, "--mode likra")
+
+
+def test_calibrate_checks_its_report_folder_before_replacing_the_stored_calibration(runs, data_dir, tmp_path):
+    """Issue 38, root cause 4: `likra calibrate --out FILE` fitted, replaced the checkpoint's calibration.json, and
+    only then failed on --out."""
+    run = copy_run(runs, tmp_path)
+    in_the_way = tmp_path / "report.txt"
+    in_the_way.write_text("mine\n")
+    result = likra("calibrate", "--checkpoint", str(run), "--limit", "20", "--out", str(in_the_way), data_dir=data_dir)
+    assert_one_line_error(result, f"--out {in_the_way}: exists and is not a directory")
+    assert not list(run.rglob("calibration.json"))  # nothing fitted, nothing replaced
+    assert in_the_way.read_text() == "mine\n"
+    verifier = Verifier(str(run))
+    with pytest.raises(LikraError, match="exists and is not a directory"):
+        calibrate(verifier, CalibrationConfig(limit=20, data_dir=str(data_dir)), in_the_way)
+    assert not list(run.rglob("calibration.json"))

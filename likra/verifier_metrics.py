@@ -71,20 +71,22 @@ def auroc(scores: Sequence[Sequence[float]], labels: Sequence[int]) -> float:
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
 
 
-def hard_pairs(items: Sequence[ItemScores]) -> list[tuple[int, int]]:
-    """Per item, (correct option, the base model's most likely wrong option by per-character likelihood)."""
-    out = []
+def hard_pairs(items: Sequence[ItemScores]) -> list[tuple[int, int] | None]:
+    """Per item, (correct option, the base model's most likely wrong option by per-character likelihood); None for
+    a question with no wrong option (one choice), which hard AUROC leaves out."""
+    out: list[tuple[int, int] | None] = []
     for s in items:
         base = SCORES["acc_norm"](s)
-        wrong = max((i for i in range(len(base)) if i != s.label), key=lambda i: base[i])
-        out.append((s.label, wrong))
+        wrong = [i for i in range(len(base)) if i != s.label]
+        out.append((s.label, max(wrong, key=lambda i: base[i])) if wrong else None)
     return out
 
 
-def hard_auroc(scores: Sequence[Sequence[float]], pairs: Sequence[tuple[int, int]]) -> float:
+def hard_auroc(scores: Sequence[Sequence[float]], pairs: Sequence[tuple[int, int] | None]) -> float:
     """``auroc`` on each question's correct option and its plausible wrong one only."""
-    kept = [[values[right], values[wrong]] for values, (right, wrong) in zip(scores, pairs, strict=True)]
-    return auroc(kept, [0] * len(kept))
+    pairs_of = zip(scores, pairs, strict=True)
+    kept = [[values[pair[0]], values[pair[1]]] for values, pair in pairs_of if pair is not None]
+    return auroc(kept, [0] * len(kept)) if kept else math.nan
 
 
 def accuracy_at_coverage(scores: Sequence[Sequence[float]], labels: Sequence[int], coverage: float) -> float:

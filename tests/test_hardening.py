@@ -242,3 +242,13 @@ def test_a_full_disk_is_named_leaves_no_temporary_and_resume_is_exact(tmp_path, 
     for head in ("positive", "negative"):
         resumed, lone = (r / "step-16" / head / "adapter_model.safetensors" for r in (run, alone))
         assert resumed.read_bytes() == lone.read_bytes()
+
+
+def test_a_question_with_one_choice_is_scored_and_written(tmp_path, tiny_model_dir):
+    """Issue 38, root cause 7: `likra eval --items-out` failed after scoring when a question had one choice."""
+    data = tmp_path / "one.jsonl"
+    data.write_text(GOOD + "\n" + '{"question": "Only one?", "choices": ["yes"], "answer": 0}\n')
+    items = tmp_path / "items.jsonl"
+    result = likra(*eval_args(tiny_model_dir, data, "--items-out", str(items)))
+    assert result.returncode == 0, result.stderr
+    assert len(items.read_text().splitlines()) == 2

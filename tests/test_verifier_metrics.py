@@ -150,3 +150,13 @@ def test_auroc_is_scikit_learns_to_the_bit(questions):
         expected = float(roc_auc_score(truth, pooled)) if 0 < sum(truth) < len(truth) else math.nan
     got = auroc(scores, labels)
     assert got == expected or (math.isnan(got) and math.isnan(expected))
+
+
+def test_a_question_with_one_choice_is_left_out_of_hard_auroc_only():
+    """Issue 38, root cause 7: a one-choice question (no wrong option) made every evaluation with it fail after
+    scoring (ValueError in hard_pairs)."""
+    items = [item(0, [-1.0, -2.0]), item(1, [-3.0, -1.0]), item(0, [-0.5])]
+    scores = [s.loglikelihoods for s in items]
+    assert verifier_metrics(items, scores)["hard_auroc"] == verifier_metrics(items[:2], scores[:2])["hard_auroc"]
+    assert verifier_metrics(items, scores)["auroc"] == auroc(scores, [s.label for s in items])
+    assert math.isnan(verifier_metrics(items[2:], scores[2:])["hard_auroc"])

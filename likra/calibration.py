@@ -21,11 +21,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from likra import plots
+from likra.artefacts import read_stored
 from likra.configs import CALIBRATION_METHODS, CalibrationConfig
 from likra.data import load_items
 from likra.data.items import select_items
 from likra.errors import LikraError
-from likra.files import check_out_folder, read_json, write_json
+from likra.files import check_out_folder, write_json
 
 
 class Scoring(Protocol):
@@ -40,6 +41,7 @@ class Scoring(Protocol):
 
 CALIBRATION = "calibration.json"
 METHODS = CALIBRATION_METHODS
+PARAMS = {"platt": ("coef", "intercept"), "isotonic": ("x", "y")}  # each method's parameters, as ``fit`` gives them
 
 
 @dataclass
@@ -72,8 +74,14 @@ def read_calibration(step: Path, mode: str, neg_weight: float, norm: str) -> Cal
     path = step / CALIBRATION
     if not path.is_file():
         return None
-    data = read_json(path, keys=("method", "mode", "neg_weight", "norm", "params"), what="a likra calibration")
-    found = Calibration(**{k: data[k] for k in Calibration.__dataclass_fields__ if k in data})
+    found = read_stored(path, Calibration, "a likra calibration")
+    if found.method not in PARAMS:
+        raise LikraError(f"{path}: method: expected one of {', '.join(PARAMS)}, got {found.method!r}")
+    needs = PARAMS[found.method]
+    if any(not found.params.get(k) for k in needs):
+        raise LikraError(f"{path}: params: {found.method} calibration needs {' and '.join(needs)} (non-empty)")
+    if found.method == "isotonic" and len(found.params["x"]) != len(found.params["y"]):
+        raise LikraError(f"{path}: params: x and y should be as long as each other (the step function's knots)")
     matches = (found.mode, found.neg_weight, found.norm) == (mode, neg_weight, norm)
     return found if matches else None
 

@@ -19,6 +19,7 @@ needs it (the CLI imports this module before any command runs).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -27,8 +28,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from likra.artefacts import validated
 from likra.errors import LikraError
-from likra.files import read_json, write_text, writing
+from likra.files import iter_lines, read_json, write_text, writing
 from likra.models import LoadedModel, load_model, weights_hash
 
 HEADS = ("positive", "negative")
@@ -84,7 +86,8 @@ class Manifest:
         if not all(isinstance(row["base_model"].get(k), str) for k in ("name", "hash")):
             raise LikraError(f"{where}: not a likra checkpoint manifest ('base_model' needs a name and a hash)")
         values = {k: v for k, v in row.items() if k in known}
-        return cls(**{"format": LIKRA_FORMAT, **values}, extra={k: v for k, v in row.items() if k not in known})
+        extra = {k: v for k, v in row.items() if k not in known}
+        return validated({"format": LIKRA_FORMAT, **values, "extra": extra}, cls, str(where))
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
@@ -206,11 +209,22 @@ def load_full(model: Any, folder: Path) -> None:
 
 
 def truncate_log(path: Path, examples: int) -> None:
-    """Keep the log lines up to the checkpoint a resumed run starts from."""
+    """Keep the log lines up to the checkpoint a resumed run starts from; a line that is not a log record (the
+    half-written last line of a killed run) goes too."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["examples"] <= examples]
+    kept = [line.rstrip("\n") for _, line in iter_lines(path) if _examples(line) <= examples]
     write_text(path, "".join(line + "\n" for line in kept))  # atomic: a kill here leaves the old log whole
+
+
+def _examples(line: str) -> float:
+    """A log line's examples seen; infinite (after every checkpoint) for a line that is not a record."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError):
+        return math.inf
+    found = row.get("examples") if isinstance(row, dict) else None
+    return found if isinstance(found, int) else math.inf
 
 
 def manifest_of(checkpoint: Path) -> Manifest:

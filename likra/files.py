@@ -18,8 +18,10 @@ import fcntl
 import io
 import json
 import os
+import re
 import shutil
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -93,15 +95,53 @@ def read_text(path: str | Path) -> str:
         raise LikraError(f"{path}:{line}: not UTF-8 text (byte {err.start}: {err.reason})") from None
 
 
-def read_json(path: str | Path, keys: tuple[str, ...] = (), what: str = "a JSON object") -> dict[str, Any]:
-    """A JSON object with at least ``keys``; ``what`` says in the error what the file should have been."""
-    path = Path(path)
-    text = read_text(path)
+def parse_json(text: str, where: str, what: str = "JSON") -> Any:
+    """``text`` parsed as JSON, or one ``LikraError`` starting with ``where`` (a file, ``FILE:LINE``, a request):
+    bad syntax, what Python's parser refuses beyond syntax (an integer of more than 4,300 digits, nesting deeper
+    than its recursion limit), and text no tokenizer can encode (a lone surrogate such as ``"\\ud800"``, valid
+    JSON that fails only later, inside the tokenizer, after the model has loaded)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        detail = "empty" if not text.strip() else f"line {err.lineno}: {err.msg}"
-        raise LikraError(f"{path}: not valid JSON ({detail}); expected {what}") from None
+        detail = "empty" if not text.strip() else f"line {err.lineno} column {err.colno}: {err.msg}"
+        raise LikraError(f"{where}: malformed JSON ({detail}); expected {what}") from None
+    except RecursionError:
+        raise LikraError(f"{where}: JSON nested too deeply; expected {what}") from None
+    except ValueError:  # the only other refusal: an integer over the length limit
+        limit = sys.get_int_max_str_digits()
+        raise LikraError(f"{where}: an integer of more than {limit} digits; expected {what}") from None
+    field = unencodable_field(data)
+    if field is not None:
+        raise LikraError(f"{where}: {field}: text with a lone surrogate (such as \\ud800), which no tokenizer encodes")
+    return data
+
+
+def unencodable_field(data: Any) -> str | None:
+    """Where in ``data`` (``question``, ``choices[2]``, ``value``) a string holds a lone surrogate, or None.
+    Walked with a stack: parsed JSON can nest nearly as deep as the recursion limit."""
+    stack: list[tuple[str, Any]] = [("value", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return where
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    return f"a key of {where}"
+                stack.append((key if where == "value" else f"{where}.{key}", item))
+        elif isinstance(value, list):
+            stack += [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def read_json(path: str | Path, keys: tuple[str, ...] = (), what: str = "a JSON object") -> dict[str, Any]:
+    """A JSON object with at least ``keys``; ``what`` says in the error what the file should have been."""
+    path = Path(path)
+    data = parse_json(read_text(path), str(path), what)
     if not isinstance(data, dict):
         raise LikraError(f"{path}: expected {what}, got a JSON {type(data).__name__}")
     missing = [k for k in keys if k not in data]

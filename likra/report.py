@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from likra import plots
+from likra import artefacts, plots
 
 # --- the report page ----------------------------------------------------------------------------------
 
@@ -26,6 +26,10 @@ EXPERIMENTS = {
     "nat_curve": ("curve.json", "curve.png", "NAT: the agent's accuracy as negative trajectories join the positives, "
                   "NAT's negative-aware prefix against plain mixing; 95% bands."),
 }  # fmt: skip
+# experiment → the schema of its summary
+SCHEMAS = {"curve": artefacts.CurveSummary, "verifier": artefacts.CurveSummary, "ablate": artefacts.AblateSummary,
+           "sweep": artefacts.SweepSummary, "grid": artefacts.GridSummary, "mass": artefacts.MassSummary,
+           "nat_curve": artefacts.NATCurveSummary}  # fmt: skip
 CURVES = ("curve", "verifier", "nat_curve")  # experiments whose summary is a curve.json (Likra's or NAT's)
 COMMAND_LOG = "commands.jsonl"
 
@@ -233,10 +237,8 @@ def _section(name: str, place: Path, spec: tuple[str, str, str], folder: Path) -
     import base64
     import html
 
-    from likra.files import read_json
-
     summary_file, figure, caption = spec
-    summary = read_json(place / summary_file, what=f"a likra {name} summary")
+    summary = artefacts.read_stored(place / summary_file, SCHEMAS[name], what=f"a likra {name} summary")
     where = "" if place == folder else f" ({place.name}/)"
     page = [f"<h2 id='{name}'>{name}{html.escape(where)}</h2><p>{html.escape(caption)}</p>"]
     markdown = [f"## {name}{where}", "", caption, ""]
@@ -247,7 +249,11 @@ def _section(name: str, place: Path, spec: tuple[str, str, str], folder: Path) -
             f"src='data:image/png;base64,{data}'></figure>"
         )
         markdown += [f"![{name}]({(place / figure).relative_to(folder)})", ""]
-    for title, header, lines in _tables(name, summary):
+    tables = _tables(name, summary)
+    if not tables:  # a run that stopped before its first row
+        page.append(f"<p>{html.escape(summary_file)} holds no results yet.</p>")
+        markdown += [f"{summary_file} holds no results yet.", ""]
+    for title, header, lines in tables:
         if title:
             page.append(f"<h3>{html.escape(title)}</h3>")
             markdown += [f"### {title}", ""]
@@ -263,10 +269,14 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     """``report.html`` (self-contained: figures embedded) and ``report.md`` for the experiments in ``folder``."""
     import html
 
-    from likra.data.items import read_jsonl
     from likra.errors import LikraError
+    from likra.files import write_text
 
     folder = Path(folder)
+    html_path, md_path = folder / "report.html", folder / "report.md"
+    for path in (html_path, md_path):  # refused before any work (a folder by that name, say)
+        if path.is_dir():
+            raise LikraError(f"{path}: is a folder; likra report writes its page there (move the folder away)")
     places = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())] if folder.is_dir() else []
     # every experiment in the folder or one level down (e.g. DIR/mass/, DIR/sweep/ beside DIR/curve.json)
     found = [(name, place, spec) for name, spec in EXPERIMENTS.items() for place in places if _holds(place, name)]
@@ -276,7 +286,7 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
     commands = []
     for place in places:
         if (place / COMMAND_LOG).is_file():
-            commands += [row for _, row in read_jsonl(place / COMMAND_LOG)]
+            commands += artefacts.read_stored_rows(place / COMMAND_LOG, artefacts.Command)
     commands.sort(key=lambda entry: entry["finished"])
     page = ["<!doctype html><html><head><meta charset='utf-8'><title>Likra report</title><style>",
             "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}",
@@ -301,9 +311,6 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
         page.append(f"<tr><th>{html.escape(key)}</th><td>{html.escape(value)}</td></tr>")
         markdown.append(f"| {key} | {value} |")
     page.append("</table></body></html>")
-    html_path, md_path = folder / "report.html", folder / "report.md"
-    html_path.write_text("\n".join(page))
-    md_path.write_text("\n".join(markdown) + "\n")
+    write_text(html_path, "\n".join(page))
+    write_text(md_path, "\n".join(markdown) + "\n")
     return html_path, md_path
-
-

@@ -72,8 +72,14 @@ class Verifier:
     def __init__(self, config: VerifierConfig | str | Path, *, model: str | None = None, dtype: str = "auto"):
         self.config = config if isinstance(config, VerifierConfig) else VerifierConfig(checkpoint=str(config))
         budget = self.config.batch_tokens
-        self.checkpoint = Checkpoint.open(self.config.checkpoint, model=model, dtype=dtype, device=self.config.device,
-                                          mode=self.config.mode, batch_tokens=None if budget == "auto" else int(budget))
+        self.checkpoint = Checkpoint.open(
+            self.config.checkpoint,
+            model=model,
+            dtype=dtype,
+            device=self.config.device,
+            mode=self.config.mode,
+            batch_tokens=None if budget == "auto" else int(budget),
+        )
         self.step, self.manifest, self.loaded = self.checkpoint.path, self.checkpoint.manifest, self.checkpoint.loaded
         self.task = get_task(self.manifest.task or "")  # the prompt format the heads were trained on
         self.calibration = read_calibration(self.step, self.config.mode, self.config.neg_weight, self.config.norm)
@@ -133,9 +139,19 @@ class Verifier:
 
 
 def check_rows(path: str | Path) -> int:
-    """Read and check every row (a bad one names file and line) without keeping them: the first pass, before a
-    model loads; returns the number of rows, the progress bar's total."""
-    return sum(1 for _ in read_rows(path))
+    """Read and check every row (a bad one names file and line; ids must be unique, as ``eval`` asks: outputs
+    join on them) keeping only their ids: the first pass, before a model loads; returns the number of rows, the
+    progress bar's total."""
+    first: dict[str, int] = {}  # id → its line
+    for number, row in read_jsonl(Path(path)):
+        found = parse_row(row, f"{path}:{number}")
+        if first.setdefault(found.id, number) != number:
+            raise LikraError(
+                f"{path}:{number}: id {found.id!r} again (first at line {first[found.id]}); ids must be unique"
+            )
+    if not first:
+        raise LikraError(f"{path}: no rows")
+    return len(first)
 
 
 def read_rows(path: str | Path) -> Iterator[Row]:

@@ -10,6 +10,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from likra import files
 from likra.errors import LikraError
@@ -29,7 +31,7 @@ def test_read_text_names_the_line_of_a_bad_byte_and_accepts_a_bom(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
-    [("{oops", "not valid JSON (line 1"), ("", "not valid JSON (empty)"), ("[]", "got a JSON list"),
+    [("{oops", "malformed JSON (line 1"), ("", "malformed JSON (empty)"), ("[]", "got a JSON list"),
      ('{"heads": []}', "no 'base_model'")],
 )  # fmt: skip
 def test_read_json_names_the_file_and_what_it_should_be(tmp_path, text, fragment):
@@ -150,3 +152,35 @@ def test_two_writers_of_one_output_each_leave_a_whole_file(tmp_path):
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert rows == [{"writer": "first", "i": i} for i in range(2000)]  # whole: the later rename wins
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]  # no temporary left
+
+
+WRITERS = {
+    "write_text": (lambda path, rows: files.write_text(path, "".join(json.dumps(r) + "\n" for r in rows)), "x.txt"),
+    "write_json": (files.write_json, "x.json"),
+    "write_jsonl": (files.write_jsonl, "x.jsonl"),
+    "write_csv": (lambda path, rows: files.write_csv(path, rows or [{"k": ""}]), "x.csv"),
+}
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    first=st.lists(st.fixed_dictionaries({"k": st.text(max_size=300)}), max_size=300),
+    second=st.lists(st.fixed_dictionaries({"k": st.text(max_size=300)}), max_size=300),
+)
+def test_concurrent_writers_of_one_output_leave_one_of_their_files_whole(tmp_path_factory, writer, first, second):
+    """Whatever each writes and however their writes interleave, the output is one writer's whole file."""
+    write, name = WRITERS[writer]
+    folder = tmp_path_factory.mktemp("writers")
+    path = folder / name
+    alone = {}
+    for label, rows in (("first", first), ("second", second)):
+        write(folder / f"{label}-{name}", rows)
+        alone[label] = (folder / f"{label}-{name}").read_bytes()
+    threads = [threading.Thread(target=write, args=(path, rows)) for rows in (first, second) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert path.read_bytes() in alone.values()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([name, f"first-{name}", f"second-{name}"])

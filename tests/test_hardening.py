@@ -90,7 +90,7 @@ def _env():
 
 @pytest.mark.parametrize(
     ("damage", "fragment"),
-    [("{oops", "not valid JSON"), ("", "not valid JSON (empty)"), ("[]", "got a JSON list"),
+    [("{oops", "malformed JSON"), ("", "malformed JSON (empty)"), ("[]", "got a JSON list"),
      ("drop:base_model", "no 'base_model'")],
 )  # fmt: skip
 def test_damaged_manifests_are_named(runs, tmp_path, tiny_model_dir, data_dir, good, damage, fragment):
@@ -148,7 +148,7 @@ def test_damaged_items_files_are_named(tmp_path, tiny_model_dir, good):
     bad = tmp_path / "exp"
     bad.mkdir()
     (bad / "sweep.json").write_text("{bad")
-    assert_one_line_error(likra("report", str(bad)), str(bad / "sweep.json"), "not valid JSON")
+    assert_one_line_error(likra("report", str(bad)), str(bad / "sweep.json"), "malformed JSON")
 
 
 HOLD = """
@@ -252,3 +252,24 @@ def test_a_question_with_one_choice_is_scored_and_written(tmp_path, tiny_model_d
     result = likra(*eval_args(tiny_model_dir, data, "--items-out", str(items)))
     assert result.returncode == 0, result.stderr
     assert len(items.read_text().splitlines()) == 2
+
+
+def test_text_no_tokenizer_encodes_empty_and_duplicate_rows_are_refused_before_the_model_loads(runs, tmp_path):
+    """Issue 38, root causes 1 and 8: a lone surrogate reached the tokenizer after the model loaded (TypeError);
+    ``likra score`` took an empty file and repeated ids, which ``eval`` refuses."""
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(GOOD + "\n" + GOOD.replace("bees", "\\ud800") + "\n")
+    result = likra("eval", "--model", "no/such-model", "--task", f"jsonl:{questions}")
+    assert_one_line_error(result, f"{questions}:2: question: text with a lone surrogate")
+    score = ("score", "--checkpoint", str(runs / "both"), "--model", "no/such-model", "--out", str(tmp_path / "o"))
+    cases = {
+        "surrogate": ('{"question": "q?", "answer": "\\udc00"}\n', ":1: answer: text with a lone surrogate"),
+        "empty": ("\n", ": no rows"),
+        "twice": ('{"id": 1, "question": "q?", "answer": "a"}\n{"id": "1", "question": "r?", "answer": "b"}\n',
+                  ":2: id '1' again (first at line 1); ids must be unique"),
+    }  # fmt: skip
+    for name, (text, fragment) in cases.items():
+        rows = tmp_path / f"{name}.jsonl"
+        rows.write_text(text)
+        assert_one_line_error(likra(*score, "--input", str(rows)), f"{rows}{fragment}")
+    assert not (tmp_path / "o").exists()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from likra.errors import LikraError
-from likra.files import iter_lines
+from likra.files import iter_lines, parse_json
 
 T = TypeVar("T")
 
@@ -38,10 +37,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, line in iter_lines(path):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise LikraError(f"{path}:{number}: malformed JSON ({err.msg})") from None
+        row = parse_json(line, f"{path}:{number}", "a JSON object per line")
         if not isinstance(row, dict):
             raise LikraError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
         yield number, row

@@ -29,7 +29,6 @@ the training pool keeps each of them out (``--hold-out``); ``check_held_out`` re
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from likra import plots
+from likra.artefacts import EvalSet, read_stored
 from likra.baselines import train_baseline
 from likra.checkpoints import list_checkpoints
 from likra.configs import CURVE_METHODS, LIKRA_METHODS, OTHER_RUNS, CurveConfig, TrainConfig
@@ -263,7 +263,8 @@ def eval_sets(out: Path) -> list[dict[str, Any]]:
     """The evaluation sets scored under ``out/scores`` (what ``run_curve`` recorded for each)."""
     found = []
     for path in sorted((out / "scores").glob(f"*/{EVAL_SET}")):
-        found.append({**json.loads(path.read_text()), "folder": str(path.parent.relative_to(out))})
+        recorded = read_stored(path, EvalSet, "a likra evaluation set")
+        found.append({**recorded, "folder": str(path.parent.relative_to(out))})
     return found
 
 

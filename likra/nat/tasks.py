@@ -5,7 +5,6 @@ As ``likra.data.tasks`` does for multiple choice, tasks are data: adding one is 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 from likra.data.items import RowError, field_of, read_jsonl
 from likra.data.tasks import DATA_DIR_ENV, data_dir_from, hub_rows, parse_rows
 from likra.errors import LikraError
-from likra.files import read_text
+from likra.files import parse_json, read_text
 
 
 @dataclass(frozen=True)
@@ -132,10 +131,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         return
     if not path.exists():
         raise LikraError(f"{path}: data file not found")
-    try:
-        rows = json.loads(read_text(path))
-    except json.JSONDecodeError as err:
-        raise LikraError(f"{path}: malformed JSON ({err.msg}, line {err.lineno})") from None
+    rows = parse_json(read_text(path), str(path), "a JSON array of rows")
     if not isinstance(rows, list):
         raise LikraError(f"{path}: expected a JSON array of rows, got {type(rows).__name__}")
     for number, row in enumerate(rows, start=1):

@@ -12,6 +12,7 @@ configs are ``likra.nat.configs``.
 from __future__ import annotations
 
 import math
+import socket
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
@@ -270,6 +271,10 @@ class ServeConfig:
                        "--max-answers": self.max_answers})  # fmt: skip
         if not 0 <= self.port <= 65535:
             raise LikraError(f"--port {self.port}: must be 0 to 65535")
+        try:  # before the model loads; whether the address is this machine's is known when it is bound
+            socket.getaddrinfo(self.host, None)
+        except (OSError, ValueError):  # ValueError: a name IDNA cannot encode ("a..b")
+            raise LikraError(f"--host {self.host}: not an address of this machine or a resolvable name") from None
 
 
 # --- experiments --------------------------------------------------------------------------------------

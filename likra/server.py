@@ -7,15 +7,23 @@ OpenRLHF's remote reward model is called (``{"query": [prompt + response], "prom
 
 Requests are batched: handlers put their rows on a bounded queue, and one worker thread takes every request
 waiting (up to ``max_batch`` answers) into a single scorer call (the engine is fastest on many answers at once,
-and one thread owns the model). A full queue is answered 503, a body over ``max_body`` bytes 413, malformed
-JSON 400, wrong fields 422, each with a one-line JSON error; nothing a client sends stops the server.
+and one thread owns the model); a call that fails is tried again request by request, so only the request that
+failed it gets the error. A full queue is answered 503, a body over ``max_body`` bytes 413 (with or without
+Content-Length), a request line and headers over 16 KiB 431, JSON that Python cannot read 400, wrong fields or
+text no tokenizer encodes (a lone surrogate) 422, each with a one-line JSON error; nothing a client sends
+stops the server or leaves a traceback in its log (a server fault, answered 500, does). The sockets are bound
+before the model loads, so a port in use is one line naming ``--host``/``--port`` at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import queue
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -23,13 +31,18 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import h11
+import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from likra.configs import ServeConfig, VerifierConfig
 from likra.errors import LikraError
+from likra.files import unencodable_field
 from likra.progress import OnLoad, quiet
 from likra.verifier import Row, Verifier
 
@@ -94,15 +107,18 @@ class Batcher:
 
     def _work(self) -> None:
         while True:
-            batch = [self.jobs.get()]
-            size = sum(len(r.answers) for r in batch[0][0])
+            batch: list[tuple[list[Row], Future]] = []
+            size = 0
             while size < self.max_batch:
                 try:
-                    job = self.jobs.get_nowait()
+                    rows, future = self.jobs.get(block=not batch)  # waits for a first request, takes those waiting
                 except queue.Empty:
                     break
-                batch.append(job)
-                size += sum(len(r.answers) for r in job[0])
+                # a request cancelled while it waited (its caller gave up) is left out: setting its result would
+                # raise and end this thread, and every later request would wait forever
+                if future.set_running_or_notify_cancel():
+                    batch.append((rows, future))
+                    size += sum(len(r.answers) for r in rows)
             self._run(batch)
 
     def _run(self, batch: list[tuple[list[Row], Future]]) -> None:
@@ -111,9 +127,12 @@ class Batcher:
             self.calls += 1
             self.requests += len(batch)
             self.answers += len(answers)
-        except Exception as err:  # a scoring failure answers its requests (500) and the worker goes on
-            for _, future in batch:
-                future.set_exception(err)
+        except Exception as err:  # a scoring failure answers its request (500, 422 if a LikraError); the worker goes on
+            if len(batch) == 1:
+                batch[0][1].set_exception(err)
+            else:  # one request can fail a whole call: each alone, so that only the culprit gets the error
+                for job in batch:
+                    self._run([job])
             return
         at = 0
         for rows, future in batch:
@@ -140,22 +159,15 @@ class BodyLimit:
             return await error(413, f"request body over {self.limit} bytes")(scope, receive, send)
         seen = 0
 
-        async def limited() -> dict:
+        async def limited() -> dict:  # a chunked body declares no length: counted as it comes
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
+                raise Rejected(413, f"request body over {self.limit} bytes")  # answered by the app's handler
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await error(413, f"request body over {self.limit} bytes")(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, limited, send)
 
 
 def _answer_errors(app: FastAPI) -> None:
@@ -176,6 +188,11 @@ def _answer_errors(app: FastAPI) -> None:
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy) -> JSONResponse:
         return error(503, "busy: the queue is full, retry later")
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request: Request, exc: ClientDisconnect) -> Response:
+        # the client left mid-body: nobody reads this answer (nginx's 499), and an expected event logs no traceback
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
@@ -233,8 +250,13 @@ async def parse(request: Request, model: type[T]) -> T:
         data = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise Rejected(400, f"malformed JSON ({err})") from None
+    except ValueError:  # the other refusal beyond syntax
+        raise Rejected(400, f"malformed JSON (an integer of more than {sys.get_int_max_str_digits()} digits)") from None
     except RecursionError:  # nested deeper than Python's parser goes
         raise Rejected(400, "malformed JSON (nested too deeply)") from None
+    field = unencodable_field(data)
+    if field is not None:  # the tokenizer would fail on it, and with it every request batched beside it
+        raise Rejected(422, f"{field}: text with a lone surrogate (such as \\ud800), which no tokenizer encodes")
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -279,16 +301,95 @@ def run_server(
     on_load: OnLoad = quiet,
     log: Callable[[str], None] = print,
 ) -> None:
-    """``likra serve``: the checkpoint opened as a verifier, then served until interrupted."""
+    """``likra serve``: the address bound, the checkpoint opened as a verifier, then served until interrupted."""
+    sockets = listen(serving)  # before the model loads: a port in use is said at once
     verifier = Verifier(config, model=model, dtype=dtype)
     on_load(verifier.loaded)
     log(f"serving {verifier.step} ({config.mode}, w {config.neg_weight:g}) on http://{serving.host}:{serving.port} · "
         "POST /score, /get_reward · GET /health, /info")  # fmt: skip
-    serve(verifier, serving)
+    serve(verifier, serving, sockets)
 
 
-def serve(verifier: Verifier, config: ServeConfig) -> None:
-    """Run the server until interrupted."""
-    import uvicorn
+def serve(verifier: Verifier, config: ServeConfig, sockets: list[socket.socket] | None = None) -> None:
+    """Run the server until interrupted, on ``sockets`` (default: ``listen(config)``)."""
+    app = create_app(verifier, config)
+    # h11 named, not uvicorn's "auto" (httptools when installed): HTTPProtocol answers what h11 refuses
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, http=HTTPProtocol,
+                                           log_level="warning"))  # fmt: skip
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends it quietly, as uvicorn.run does
+        server.run(sockets=sockets or listen(config))
 
-    uvicorn.run(create_app(verifier, config), host=config.host, port=config.port, log_level="warning")
+
+def listen(config: ServeConfig) -> list[socket.socket]:
+    """Sockets bound to every address ``--host`` names, as uvicorn would bind them, but refusing in one line that
+    names the options (uvicorn logs the OSError and exits 3)."""
+    sockets: list[socket.socket] = []
+    missing: OSError | None = None
+    try:
+        found = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart binds beside closing connections
+                if family == socket.AF_INET6:  # "::" beside "0.0.0.0", as asyncio binds them
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+                sockets.append(sock)
+            except OSError as err:
+                sock.close()
+                if err.errno != errno.EADDRNOTAVAIL:
+                    raise
+                missing = err  # a family this machine lacks (::1 without IPv6) is left out, as asyncio does
+        if not sockets and missing:
+            raise missing
+    except OSError as err:
+        for sock in sockets:
+            sock.close()
+        raise LikraError(f"--host {config.host} --port {config.port}: {(err.strerror or str(err)).lower()}") from None
+    return sockets
+
+
+HEADER_LIMIT = 16 * 1024  # h11's limit on a request line and headers (uvicorn's default)
+
+
+class _Connection(h11.Connection):
+    """h11's server side, keeping the status its last refusal hints (431: headers over the limit, else 400)."""
+
+    hint = 400
+
+    def next_event(self) -> Any:
+        try:
+            return super().next_event()
+        except h11.RemoteProtocolError as err:
+            self.hint = err.error_status_hint
+            raise
+
+
+class HTTPProtocol(H11Protocol):
+    """uvicorn's h11 protocol, answering a request h11 cannot parse with the status h11 hints (431 for headers over
+    16 KiB) and a one-line JSON error, then reading what the client still sends until it stops. uvicorn answers 400
+    and closes at once: a client still sending its 200 kB header gets a reset (the kernel resets a connection
+    closed with data unread) and never reads the answer."""
+
+    LINGER_S = 5.0  # how long a refused client may go on sending before the connection is closed anyway
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn = _Connection(h11.SERVER, HEADER_LIMIT)
+        self.refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if not self.refused:  # once refused, the rest of the request is read and dropped
+            super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        status = self.conn.hint
+        text = f"request line and headers over {HEADER_LIMIT} bytes" if status == 431 else msg
+        body = json.dumps({"error": text}, separators=(",", ":")).encode()  # as JSONResponse writes it
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]  # fmt: skip
+        for event in (h11.Response(status_code=status, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.refused = True
+        self.transport.write_eof()  # the answer, then our end; closed once the client closes its own (eof_received)
+        self.loop.call_later(self.LINGER_S, self.transport.close)

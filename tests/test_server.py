@@ -1,8 +1,10 @@
 """likra.server: a real `likra serve` process on localhost, every endpoint, bad requests answered 4xx while it
-keeps serving; the batcher (concurrent requests share scorer calls, a full queue is 503) with a slow fake scorer."""
+keeps serving and logs no traceback; the batcher (concurrent requests share scorer calls, a full queue is 503, a
+failing request fails alone) with fake scorers; the app in-process under Hypothesis (no body is a 500)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -12,10 +14,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from likra.errors import LikraError
 from likra.server import Batcher, Busy, ServeConfig
 from likra.verifier import Row, Verifier
 
@@ -38,18 +44,25 @@ def call(url: str, body: bytes | dict | None = None, method: str | None = None) 
 
 
 @pytest.fixture(scope="module")
-def server(runs):
+def server_log(tmp_path_factory):
+    """Where the served process writes its stderr (a file: a pipe nobody reads would fill and stall it)."""
+    return tmp_path_factory.mktemp("serve") / "stderr.log"
+
+
+@pytest.fixture(scope="module")
+def server(runs, server_log):
     """`python -m likra serve` on a free port, answering once /health does; stopped after the module."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     args = ["serve", "--checkpoint", str(runs / "both"), "--port", str(port), "--max-body", "20000",
             "--max-answers", "8"]  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "likra", *args], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    log = server_log.open("w")
+    process = subprocess.Popen([sys.executable, "-m", "likra", *args], env=env, stdout=subprocess.DEVNULL,
+                               stderr=log, text=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         if process.poll() is not None:
-            pytest.fail(f"likra serve exited: {process.stderr.read()}")
+            pytest.fail(f"likra serve exited: {server_log.read_text()}")
         try:
             if call(url + "/health")[0] == 200:
                 break
@@ -58,6 +71,7 @@ def server(runs):
     yield url, process
     process.terminate()
     process.wait(timeout=30)
+    log.close()
 
 
 QUESTION = "Which gas do plants take in for photosynthesis?"
@@ -124,6 +138,10 @@ def test_get_reward_in_openrlhfs_shape_and_prompts_with_responses(server, expect
         ("/score", {"text_1": "q", "text_2": ["a"] * 9}, 413, "9 answers in one request; at most 8"),
         ("/score", {"text_1": "q", "text_2": ["a" * 30000]}, 413, "over 20000 bytes"),
         ("/score", b"null", 422, "body"),
+        ("/score", b'{"text_1": ' + b"1" * 5000 + b"}", 400, "malformed JSON (an integer of more than 4300 digits)"),
+        ("/score", b'{"text_1": "q", "text_2": ["a", "\\ud800"]}', 422, "text_2[1]: text with a lone surrogate"),
+        ("/score", b'{"model": "\\udfff", "text_1": "q", "text_2": "a"}', 422, "model: text with a lone surrogate"),
+        ("/get_reward", b'{"prompts": ["p"], "query": ["p \\ud83d"]}', 422, "query[0]: text with a lone surrogate"),
         ("/get_reward", {"prompts": ["p"]}, 422, "give 'query'"),
         ("/get_reward", {"prompts": ["p"], "query": ["x y"]}, 422, "each starting with its prompt"),
         ("/get_reward", {"prompts": ["p", "q"], "responses": ["a"]}, 422, "as many of each"),
@@ -176,6 +194,8 @@ class SlowScorer:
         self.batches.append(len(rows))
         if any(r.question == "fail" for r in rows):
             raise RuntimeError("scorer failed")
+        if any(a == "refused" for r in rows for a in r.answers):
+            raise LikraError("refused")
         return [{"score": float(len(a)), **FAKE} for r in rows for a in r.answers]
 
 
@@ -249,13 +269,18 @@ def test_a_full_queue_is_busy_and_a_scorer_failure_answers_only_its_batch(loop):
 
 @pytest.mark.parametrize(
     "field, value, fragment",
-    [("max_batch", 0, "--max-batch 0"), ("max_queue", -1, "--max-queue -1"), ("port", 70000, "--port 70000")],
-)
+    [("max_batch", 0, "--max-batch 0"), ("max_queue", -1, "--max-queue -1"), ("port", 70000, "--port 70000"),
+     ("host", "256.1.1.1", "--host 256.1.1.1: not an address"), ("host", "a..b", "--host a..b"),
+     ("host", "", "--host : not an address")],
+)  # fmt: skip
 def test_serve_options_are_checked(field, value, fragment):
-    from likra.errors import LikraError
-
     with pytest.raises(LikraError, match=fragment):
         ServeConfig(**{field: value})
+
+
+@pytest.mark.parametrize("host", ["localhost", "0.0.0.0", "::", "127.0.0.1"])
+def test_a_host_of_this_machine_or_a_name_is_accepted(host):
+    assert ServeConfig(host=host).host == host
 
 
 def test_likra_serve_checks_its_options_before_loading(runs, tmp_path):
@@ -263,6 +288,27 @@ def test_likra_serve_checks_its_options_before_loading(runs, tmp_path):
 
     assert_one_line_error(likra("serve", "--checkpoint", str(tmp_path / "none")), "--checkpoint")
     assert_one_line_error(likra("serve", "--checkpoint", str(runs / "both"), "--port", "70000"), "--port 70000")
+    assert_one_line_error(likra("serve", "--checkpoint", str(runs / "both"), "--host", "256.1.1.1"),
+                          "--host 256.1.1.1: not an address of this machine")  # fmt: skip
+
+
+def test_likra_serve_names_a_port_in_use_before_loading(runs):
+    from .test_cli import assert_one_line_error, likra
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = likra("serve", "--checkpoint", str(runs / "both"), "--port", port)
+    assert_one_line_error(result, f"--host 127.0.0.1 --port {port}: address already in use")
+    assert result.stdout == ""  # the model was not loaded (its line would be here)
+
+
+def test_an_address_not_of_this_machine_is_named_when_bound():
+    from likra.server import listen
+
+    with pytest.raises(LikraError, match=r"--host 192\.0\.2\.1 --port 8000: cannot assign requested address"):
+        listen(ServeConfig(host="192.0.2.1"))  # a documentation address (TEST-NET-1): resolvable, nobody's
 
 
 def test_over_http_a_full_queue_is_503_and_a_scorer_failure_500(loop):
@@ -290,3 +336,195 @@ def test_over_http_a_full_queue_is_503_and_a_scorer_failure_500(loop):
         status, body = second.result(10)
     assert status == 200 and body["data"][0]["score"] == 2.0
     server.should_exit = True
+
+
+def test_good_requests_batched_beside_a_failing_one_get_their_numbers(loop):
+    """A call failing on one request's answers is tried again request by request: only the culprit gets the error."""
+    scorer = SlowScorer()
+    batcher = Batcher(scorer, max_batch=64, max_queue=8)
+    submit(batcher, loop, rows("a"))
+    assert scorer.entered.wait(10)
+    goods = [submit(batcher, loop, rows("bb", "ccc")) for _ in range(3)]
+    failing, refused = submit(batcher, loop, rows("a", question="fail")), submit(batcher, loop, rows("refused"))
+    more = [submit(batcher, loop, rows("dddd")) for _ in range(3)]
+    wait_until(lambda: batcher.jobs.qsize() == 8)
+    scorer.release.set()
+    assert all(g.result(10) == [{"score": 2.0, **FAKE}, {"score": 3.0, **FAKE}] for g in goods)
+    assert all(m.result(10) == [{"score": 4.0, **FAKE}] for m in more)
+    with pytest.raises(RuntimeError, match="scorer failed"):
+        failing.result(10)
+    with pytest.raises(LikraError, match="refused"):  # answered 422 over HTTP
+        refused.result(10)
+    assert scorer.batches == [1, 11, 2, 2, 2, 1, 1, 1, 1, 1]  # the batch, then each of its requests alone
+
+
+def test_a_request_given_up_on_does_not_stop_the_worker(loop):
+    """A request cancelled while it waits (its task given up on) is skipped; before, setting its result killed the
+    worker thread and every later request waited forever."""
+    scorer = SlowScorer()
+    batcher = Batcher(scorer, max_batch=1, max_queue=8)
+    first = submit(batcher, loop, rows("a"))
+    assert scorer.entered.wait(10)
+    given_up = submit(batcher, loop, rows("bb"))
+    wait_until(lambda: batcher.jobs.qsize() == 1)
+    given_up.cancel()
+    wait_until(lambda: batcher.jobs.queue[0][1].cancelled())  # the cancellation reached the queued job
+    scorer.release.set()
+    assert first.result(10) == [{"score": 1.0, **FAKE}]
+    assert submit(batcher, loop, rows("ccc")).result(10) == [{"score": 3.0, **FAKE}]
+
+
+def raw(url: str, body: bytes | Iterable[bytes], headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    """(status, JSON body) of a POST /score sent with http.client: ``body`` an iterable of bytes goes chunked."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        chunked = not isinstance(body, bytes)
+        connection.request("POST", "/score", body=body, headers=headers or {}, encode_chunked=chunked)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_a_chunked_body_over_max_body_is_413(server):
+    url, process = server
+    assert raw(url, (b"x" * 1000 for _ in range(30))) == (413, {"error": "request body over 20000 bytes"})
+    assert process.poll() is None and call(url + "/health")[0] == 200
+
+
+def test_a_header_over_the_limit_is_431_not_a_reset(server):
+    url, process = server
+    status, body = raw(url, b"{}", {"X-Big": "a" * 200_000})
+    assert status == 431 and body == {"error": "request line and headers over 16384 bytes"}
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as garbled:  # not HTTP: 400, in the same shape
+        garbled.sendall(b"NOT HTTP\r\n\r\n")
+        head, _, answer = garbled.makefile("rb").read().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and json.loads(answer) == {"error": "Invalid HTTP request received."}
+    assert process.poll() is None and call(url + "/health")[0] == 200
+
+
+def test_client_faults_leave_no_traceback_in_the_log(server, server_log):
+    """Each fault a client makes is at most one line of the server's log, never a traceback."""
+    url, process = server
+    before = server_log.stat().st_size
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as gone:  # leaves mid-body
+        gone.sendall(b'POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"text_1": ')
+        time.sleep(0.2)
+    faults = [status_of(lambda: call(url + "/score", b"{not json")),
+              status_of(lambda: call(url + "/score", b"x" * 30000)),
+              status_of(lambda: raw(url, (b"x" * 1000 for _ in range(30)))),
+              status_of(lambda: raw(url, b"{}", {"X-Big": "a" * 200_000})),
+              status_of(lambda: call(url + "/score", b'{"text_1": "q", "text_2": "\\ud800"}'))]  # fmt: skip
+    time.sleep(0.5)  # the server logs what it logs after it answered
+    with server_log.open() as log:
+        log.seek(before)
+        lines = log.read().splitlines()
+    assert "Traceback" not in "\n".join(lines) and len(lines) <= 1 + len(faults), "\n".join(lines)
+    assert faults == [400, 413, 413, 431, 422] and process.poll() is None
+
+
+def status_of(send: Callable[[], tuple[int, dict]]) -> int | str:
+    """The status of ``send()``'s answer, or the error that came instead (a reset: no answer at all)."""
+    try:
+        return send()[0]
+    except OSError as err:
+        return type(err).__name__
+
+
+class Tokenizing:
+    """A fake verifier: an answer's score is a function of its text alone, and a text the tokenizer refuses (a lone
+    surrogate) fails the whole call with TypeError, as the real tokenizer does."""
+
+    def info(self) -> dict:
+        return {"checkpoint": "fake", "mode": "likra"}
+
+    def score(self, rows: list[Row]) -> list[dict]:
+        answers = [a for r in rows for a in r.answers]
+        if any(not encodable(r.question + a) for r in rows for a in r.answers):
+            raise TypeError("TextEncodeInput must be Union[TextInputSequence, Tuple[InputSequence, InputSequence]]")
+        return [{"score": float(sum(map(ord, a)) % 997), **FAKE} for a in answers]
+
+
+def encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+TEXT = st.text(min_size=1, max_size=12)
+# half of these with lone surrogates (as an alphabet, text() would draw the 2048 of them among all code points)
+ANY_TEXT = TEXT | st.lists(st.characters() | st.characters(categories=["Cs"]), max_size=12).map("".join)
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | ANY_TEXT,
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4),
+                    max_leaves=12)  # fmt: skip
+FIELD = st.one_of(ANY_TEXT, st.lists(ANY_TEXT, max_size=10), JSON)
+FIELDS = ("model", "text_1", "text_2", "query", "prompts", "responses")
+SOME_TEXT = st.one_of(TEXT, TEXT, TEXT, ANY_TEXT)  # mostly scored: one bad text refuses a whole request
+TEXTS = SOME_TEXT | st.lists(SOME_TEXT, min_size=1, max_size=9)  # 9: over --max-answers
+PAIRS = st.lists(st.tuples(SOME_TEXT, SOME_TEXT), min_size=1, max_size=4)  # (prompt, response)
+REQUESTS = st.one_of(  # (path, body)
+    st.tuples(st.sampled_from(["/score", "/get_reward"]),
+              st.binary(max_size=200) | JSON | st.fixed_dictionaries({}, optional=dict.fromkeys(FIELDS, FIELD))),
+    # the shapes each endpoint takes, so that many are scored: texts in its fields, queries starting with prompts
+    st.tuples(st.just("/score"),
+              st.fixed_dictionaries({"text_1": TEXTS, "text_2": TEXTS}, optional={"model": ANY_TEXT | JSON})),
+    st.tuples(st.just("/get_reward"),
+              PAIRS.map(lambda pairs: {"prompts": [p for p, _ in pairs], "responses": [r for _, r in pairs]})
+              | PAIRS.map(lambda pairs: {"prompts": [p for p, _ in pairs], "query": [f"{p} {r}" for p, r in pairs]})),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def client(runs):
+    """The app in-process around the tiny checkpoint's verifier (its real tokenizer), through Starlette's client."""
+    from starlette.testclient import TestClient
+
+    from likra.server import create_app
+
+    verifier = Verifier(str(runs / "both"))
+    app = create_app(verifier, ServeConfig(max_body=2000, max_answers=8))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+    verifier.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(request=REQUESTS)
+def test_no_body_is_answered_500(client, request):
+    path, body = request
+    body = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code in (200, 400, 413, 422), response.text
+    if response.status_code != 200:
+        assert "\n" not in response.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def tokenizing():
+    """A batcher around the fake tokenizing verifier (one for the module: each starts a worker thread)."""
+    return Batcher(Tokenizing(), max_batch=64, max_queue=8)
+
+
+REQUEST = st.lists(ANY_TEXT.filter(str.strip), min_size=1, max_size=3)  # a request's answers
+GOOD = REQUEST.filter(lambda answers: all(map(encodable, answers)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(good=GOOD, others=st.lists(REQUEST, max_size=6), at=st.integers(0, 6))
+def test_a_good_requests_answer_is_the_same_whatever_is_batched_beside_it(tokenizing, good, others, at):
+    """One scorer call for all the requests (as the worker makes it): the good one gets its numbers alone, each
+    other its own numbers or, holding a text the tokenizer refuses, its own error."""
+    batch = [(rows(*answers), Future()) for answers in others]
+    batch.insert(min(at, len(batch)), (rows(*good), Future()))
+    tokenizing._run(batch)
+    for job, future in batch:
+        alone = Tokenizing().score(job) if all(encodable(r.answers[0]) for r in job) else None
+        if alone is None:
+            assert isinstance(future.exception(0), TypeError)
+        else:
+            assert future.result(0) == alone

@@ -212,6 +212,7 @@ class Scorer:
         batch_tokens = auto_batch_tokens(model) if batch_tokens is None else batch_tokens
         self.batch_tokens = batch_tokens
         self.backed_off = 0  # times an out-of-memory error halved the budget
+        self.cut_answers = 0  # answers longer than the context, scored on their last max_length tokens
         self.two_phase_from = two_phase_from
         self.shared_prefix_from = shared_prefix_from
         # a row's answers after one context: an eighth of the budget, and never so many that a GPU's large budget
@@ -324,8 +325,9 @@ class Scorer:
                 for per_head in results:
                     per_head[request_id] = LogLikelihood(0.0, 0, True)
                 continue
-            if len(continuation) > self.max_length:
+            if len(continuation) > self.max_length:  # lm-eval keeps the last tokens too; said once (``_cut``)
                 continuation = continuation[-self.max_length :]
+                self._cut()
             key = tuple(context)
             row = open_rows.get(key)
             if row is None or row.length + len(continuation) - 1 > len(context) + self.row_answer_tokens:
@@ -334,6 +336,14 @@ class Scorer:
             row.continuations.append(list(continuation))
             row.request_ids.append(request_id)
         return [self._truncate(row) for row in rows]
+
+    def _cut(self) -> None:
+        """Count an answer longer than the model's context; the first one is said (its score covers only its
+        last ``max_length`` tokens, and runs in time quadratic in them)."""
+        self.cut_answers += 1
+        if self.cut_answers == 1:
+            logger.warning("likra: an answer longer than the model's context (%d tokens) is scored on its last %d "
+                           "tokens only, as lm-eval does", self.max_length, self.max_length)  # fmt: skip
 
     def _truncate(self, row: _Row) -> _Row:
         """Cut the context on the left so the longest continuation fits (lm-eval cuts per request)."""

@@ -101,6 +101,17 @@ def test_long_context_is_truncated_on_the_left(tiny_model, tokenizer):
     assert value.logprob == pytest.approx(reference.logprob, abs=1e-4)  # both see the last 511 tokens
 
 
+def test_an_answer_longer_than_the_context_is_scored_on_its_end_and_said_once(tiny_model, tokenizer, caplog):
+    """Issue 38, root cause 8: a 9,001-token answer was scored on its last tokens without a word."""
+    scorer = Scorer(tiny_model, tokenizer, max_length=32)
+    with caplog.at_level("WARNING", logger="likra"):
+        long, short = scorer.loglikelihoods([("Q:", " word" * 40), ("Q:", " word" * 60), ("Q:", " end")])[:2]
+    assert scorer.cut_answers == 2 and long.n_tokens == short.n_tokens == 32  # both cut to the last 32 tokens
+    said = [r.getMessage() for r in caplog.records if "longer than the model's context" in r.getMessage()]
+    assert said == ["likra: an answer longer than the model's context (32 tokens) is scored on its last 32 tokens "
+                    "only, as lm-eval does"]  # fmt: skip
+
+
 def tiny_gemma(vocab_size: int, sliding_window: int, max_positions: int = 512):
     """A random two-layer Gemma-3: one sliding-window layer, one full-attention layer."""
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig

@@ -53,6 +53,8 @@ class NATConfig(LoopConfig):
                 raise LikraError(f"{name} {value}: must be 0 or more")
         if self.neg_num and not self.neg:
             raise LikraError(f"--neg-num {self.neg_num}: give the negatives with --neg FILE")
+        if self.pos_num == 0 and (self.neg_num == 0 or not self.neg):
+            raise LikraError("--pos-num 0: with no negatives either there is nothing to train on")
         super().__post_init__()
 
 
@@ -149,6 +151,8 @@ class NATCurveConfig:
             raise LikraError(f"--neg-nums {shown}: expected counts (0 or more) or all, comma-separated")
         if any(n != "0" for n in self.neg_nums) and not self.train.neg:
             raise LikraError(f"--neg-nums {shown}: give the negative trajectories with --neg FILE")
+        if self.train.pos_num == 0 and "0" in self.neg_nums:
+            raise LikraError(f"--pos-num 0 --neg-nums {shown}: the run with 0 negatives would train on nothing")
         if not self.templates:
             raise LikraError("--templates: name at least one template")
         unknown = [t for t in self.templates if t not in TEMPLATES]

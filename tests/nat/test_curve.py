@@ -116,4 +116,8 @@ def test_nat_curve_cli_refuses_bad_options(tmp_path, data_dir, release_sample):
                           "--templates nat")  # fmt: skip
     assert_one_line_error(likra(*common, "--neg", str(neg), "--neg-nums", "0,50", data_dir=data_dir),
                           "--neg-nums 50", "only 6 negative")  # fmt: skip
+    assert_one_line_error(likra(*common, "--neg", str(neg), "--pos-num", "0", "--neg-nums", "0", data_dir=data_dir),
+                          "--pos-num 0 --neg-nums 0", "would train on nothing")  # fmt: skip
+    assert_one_line_error(likra("nat", "train", "--pos", str(pos), "--pos-num", "0", "--out", str(tmp_path / "c"),
+                                data_dir=data_dir), "--pos-num 0", "nothing to train on")  # fmt: skip
     assert not (tmp_path / "c").exists()

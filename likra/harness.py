@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from likra.checkpoints import Checkpoint, read_manifest
 from likra.errors import LikraError
+from likra.files import write_text
 from likra.metrics import check_mode, mode_coefficients
 from likra.models import DEFAULT_MODEL, load_model
 from likra.options import check_batch_tokens
@@ -148,5 +149,5 @@ def write_local_tasks(data_dir: str | Path, out_dir: str | Path) -> Path:
     for task, name in LOCAL_TASKS.items():
         if not (folder / f"{name}-Test.jsonl").is_file():
             raise LikraError(f"--data-dir {data_dir}: no {name}-Test.jsonl in {folder}")
-        (out / f"{task}.yaml").write_text(_ARC_TASK.format(task=task, folder=folder, name=name))
+        write_text(out / f"{task}.yaml", _ARC_TASK.format(task=task, folder=folder, name=name))
     return out

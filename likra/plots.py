@@ -110,9 +110,13 @@ def label(ax: Any, title: str, xlabel: str, ylabel: str, log_x: bool) -> None:
 def save(fig: Any, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
+    from likra.files import writing
+
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with writing(path) as tmp:  # a whole figure or the old one, as every output
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path

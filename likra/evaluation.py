@@ -114,10 +114,12 @@ def run_eval(
         load_model(model, dtype=dtype, device=config.device))  # fmt: skip
     on_load(source.loaded if isinstance(source, Checkpoint) else source)
     total = count_requests(requests, config.calibrate, config.p_true)
-    with progress(total, f"scoring {len(requests)} questions") as advance:
-        result = evaluate(source, config, requests, advance, base)
-    if isinstance(source, Checkpoint):
-        source.close()
+    try:
+        with progress(total, f"scoring {len(requests)} questions") as advance:
+            result = evaluate(source, config, requests, advance, base)
+    finally:  # the caller's model comes back without adapters, whatever happened
+        if isinstance(source, Checkpoint):
+            source.close()
     if parallel.is_main():  # under `accelerate launch`, every process holds the gathered results; one writes them
         if out:
             write_json(out, result.results)

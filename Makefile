@@ -39,7 +39,8 @@ lint: install
 	$(BIN)/ruff check likra tests benchmarks
 
 test: install lint
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	@# one worker per core (at most 4), each with its share of the threads (tests/conftest.py); whole files per worker
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/vs_lm_eval.py --data-dir $(LIKRA_DATA_DIR) --json out/bench.json

@@ -16,6 +16,15 @@ os.environ.setdefault("LIKRA_NATIVE_BF16", "0")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n auto``), the cores shared out among the workers: OpenMP threads
+    of several processes on one core slow each other down many times over. Set before torch is imported, so the
+    workers and the command-line processes the tests start both keep to their share."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--device", default="cpu", help="Device of the device-sensitive tests (tests/test_device.py): "
                      "cpu (CI), cuda or cuda:N where a GPU exists; they also run on meta, which refuses mixed "

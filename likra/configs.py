@@ -265,12 +265,17 @@ class ServeConfig:
     max_queue: int = option(64, "Most requests waiting; more are answered 503.")
     max_body: int = option(1_000_000, "Largest request body in bytes; larger ones are answered 413.")
     max_answers: int = option(256, "Most answers in one request; more are answered 413.")
+    api_key: str | None = option(None, "Key every request but GET /health must carry as 'Authorization: Bearer KEY' "
+                                 "(401 otherwise); set it in $LIKRA_API_KEY to keep it out of the process list.",
+                                 envvar="LIKRA_API_KEY")  # fmt: skip
 
     def __post_init__(self) -> None:
         _at_least_one({"--max-batch": self.max_batch, "--max-queue": self.max_queue, "--max-body": self.max_body,
                        "--max-answers": self.max_answers})  # fmt: skip
         if not 0 <= self.port <= 65535:
             raise LikraError(f"--port {self.port}: must be 0 to 65535")
+        if self.api_key is not None and (not self.api_key.strip() or not self.api_key.isprintable()):
+            raise LikraError("--api-key: give a non-empty key of printable characters (it travels in a header)")
         try:  # before the model loads; whether the address is this machine's is known when it is bound
             socket.getaddrinfo(self.host, None)
         except (OSError, ValueError):  # ValueError: a name IDNA cannot encode ("a..b")

@@ -20,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hmac
+import ipaddress
 import json
+import logging
 import queue
 import socket
 import sys
@@ -35,7 +38,7 @@ import h11
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -49,22 +52,48 @@ from likra.verifier import Row, Verifier
 T = TypeVar("T", bound=BaseModel)
 
 
+# vLLM's /score names its two sides in any of these pairs (vllm/entrypoints/.../scoring: text_1/text_2 first,
+# queries/documents, queries/items and data_1/data_2 since)
+SCORE_PAIRS = (("text_1", "text_2"), ("queries", "documents"), ("queries", "items"), ("data_1", "data_2"))
+
+
 class ScoreRequest(BaseModel):
-    """vLLM's score request: one question and its answers, or questions and answers pairwise."""
+    """vLLM's score request: one question and its answers, or questions and answers pairwise, under any of the
+    field names of ``SCORE_PAIRS``."""
 
     model_config = ConfigDict(extra="ignore")
     model: str | None = None
-    text_1: str | list[Any]
-    text_2: str | list[Any]
+    text_1: str | list[Any] | None = None
+    text_2: str | list[Any] | None = None
+    queries: str | list[Any] | None = None
+    documents: str | list[Any] | None = None
+    items: str | list[Any] | None = None
+    data_1: str | list[Any] | None = None
+    data_2: str | list[Any] | None = None
+
+
+class RerankRequest(BaseModel):
+    """The Cohere/Jina rerank request vLLM, Infinity, LiteLLM and the ``cohere`` SDK send: a query and documents
+    (strings, or Cohere v1's ``{"text": ...}``), the best ``top_n`` (0 or absent: all) back."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str | None = None
+    query: str
+    documents: list[str | dict[str, Any]]
+    top_n: int | None = Field(None, ge=0)
+    return_documents: bool = True
 
 
 class RewardRequest(BaseModel):
-    """OpenRLHF's remote reward request (``query`` is prompt + response), or prompts and responses apart."""
+    """OpenRLHF's remote reward request: ``query`` (prompt + response as its tokenizer decodes them, special tokens
+    included), ``prompts`` and ``labels`` (accepted, unused: the verifier needs no reference), one sample per POST
+    in 0.11; or prompts and responses apart."""
 
     model_config = ConfigDict(extra="ignore")
     query: list[Any] | None = None
     prompts: list[Any]
     responses: list[Any] | None = None
+    labels: list[Any] | None = None
 
 
 def texts(value: str | list[Any] | None, name: str) -> list[str]:
@@ -170,6 +199,26 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class KeyCheck:
+    """ASGI middleware: every request but ``GET /health`` (load balancers probe it) carries ``Authorization: Bearer
+    KEY``, as OpenAI-style clients send it, or is answered 401; compared in constant time, so how long a refusal
+    takes tells nothing about the key."""
+
+    OPEN = ("/health",)
+
+    def __init__(self, app: Any, key: str):
+        self.app, self.expected = app, f"Bearer {key}".encode()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] not in self.OPEN:
+            given = dict(scope.get("headers", [])).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                refusal = error(401, "missing or wrong API key: send 'Authorization: Bearer KEY'")
+                refusal.headers["WWW-Authenticate"] = "Bearer"
+                return await refusal(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 def _answer_errors(app: FastAPI) -> None:
     """Every refusal is one exception type answered by one handler, so the endpoints read straight through."""
 
@@ -206,6 +255,8 @@ def create_app(verifier: Any, config: ServeConfig | None = None) -> FastAPI:
     batcher = Batcher(verifier, config.max_batch, config.max_queue)
     info = verifier.info()
     app.state.batcher = batcher
+    special_tokens = tuple(getattr(verifier, "special_tokens", ()))  # what OpenRLHF's query carries after a response
+    calibrated = bool(info.get("calibration"))
 
     _answer_errors(app)
 
@@ -236,11 +287,24 @@ def create_app(verifier: Any, config: ServeConfig | None = None) -> FastAPI:
 
     @app.post("/get_reward")
     async def reward(request: Request) -> dict[str, Any]:
-        found = await answers_of(_reward_rows(await parse(request, RewardRequest)))
-        rewards = [a.get("p_correct", a["score"]) for a in found]
-        return {"rewards": rewards, "scores": [a["score"] for a in found]}
+        rows = _reward_rows(await parse(request, RewardRequest), special_tokens)
+        found = await answers_of(rows) if rows else []  # OpenRLHF 0.11.0 sends empty lists to its 2nd..nth URLs
+        scores = [a["score"] for a in found]
+        extra = {"likra_score": scores} | ({"p_correct": [a["p_correct"] for a in found]} if calibrated else {})
+        return {"rewards": [a.get("p_correct", a["score"]) for a in found], "scores": scores, "extra_logs": extra}
 
-    return BodyLimit(app, config.max_body)  # type: ignore[return-value]
+    @app.post("/rerank")
+    @app.post("/v1/rerank")
+    @app.post("/v2/rerank")
+    async def rerank(request: Request) -> dict[str, Any]:
+        body = await parse(request, RerankRequest)
+        found = await answers_of([Row("0", texts(body.query, "query")[0], _documents(body.documents), True)])
+        return {"id": f"rerank-{uuid.uuid4().hex}", "model": body.model or info["checkpoint"],
+                "results": _ranked(found, body.top_n, body.return_documents),
+                "usage": {"total_tokens": sum(a["n_tokens"] for a in found)}}  # fmt: skip
+
+    limited = BodyLimit(app, config.max_body)
+    return KeyCheck(limited, config.api_key) if config.api_key else limited  # type: ignore[return-value]
 
 
 async def parse(request: Request, model: type[T]) -> T:
@@ -267,29 +331,62 @@ async def parse(request: Request, model: type[T]) -> T:
 
 def _score_rows(body: ScoreRequest) -> list[Row]:
     """vLLM's pairing: one question with every answer, or questions and answers pairwise (same length)."""
-    questions, answers = texts(body.text_1, "text_1"), texts(body.text_2, "text_2")
-    if isinstance(body.text_1, str):
+    given = [pair for pair in SCORE_PAIRS if getattr(body, pair[0]) is not None and getattr(body, pair[1]) is not None]
+    if not given:
+        raise LikraError(f"give the two sides as {', '.join(' and '.join(p) for p in SCORE_PAIRS)}")
+    first, second = given[0]
+    one, other = getattr(body, first), getattr(body, second)
+    questions, answers = texts(one, first), texts(other, second)
+    if isinstance(one, str):
         return [Row(str(i), questions[0], [a], False) for i, a in enumerate(answers)]
-    if isinstance(body.text_2, str) or len(questions) != len(answers):
-        raise LikraError("text_1 and text_2: a list of questions needs a list of as many answers")
+    if isinstance(other, str) or len(questions) != len(answers):
+        raise LikraError(f"{first} and {second}: a list of questions needs a list of as many answers")
     return [Row(str(i), q, [a], False) for i, (q, a) in enumerate(zip(questions, answers, strict=True))]
 
 
-def _reward_rows(body: RewardRequest) -> list[Row]:
-    """Each (prompt, response) scored alone; with ``query``, the response is what follows the prompt."""
+def _documents(documents: list[str | dict[str, Any]]) -> list[str]:
+    """Rerank documents: strings, or Cohere v1's objects with a ``text``."""
+    found = [d.get("text") if isinstance(d, dict) else d for d in documents]
+    return texts(found, "documents")  # type: ignore[arg-type]
+
+
+def _ranked(found: list[dict[str, Any]], top_n: int | None, documents: bool) -> list[dict[str, Any]]:
+    """Cohere's results: best first, as ``likra score --candidates`` ranks them, ``p_correct`` (else the score) as
+    the relevance, the best ``top_n`` (0 or None: all)."""
+    out = []
+    for answer in sorted(found, key=lambda a: a["rank"])[: top_n or None]:
+        result = {"index": answer["index"], "relevance_score": answer.get("p_correct", answer["score"])}
+        out.append(result | ({"document": {"text": answer["answer"]}} if documents else {}))
+    return out
+
+
+def _reward_rows(body: RewardRequest, special_tokens: tuple[str, ...] = ()) -> list[Row]:
+    """Each (prompt, response) scored alone; with ``query``, the response is what follows the prompt, less the
+    special tokens the policy's tokenizer decoded after it (OpenRLHF decodes with ``skip_special_tokens=False``:
+    ``<|im_end|>``, the end of text)."""
     if (body.query is None) == (body.responses is None):
         raise LikraError("give 'query' (prompt + response, as OpenRLHF sends) or 'responses', with 'prompts'")
+    if body.prompts == [] and not (body.query or body.responses):
+        return []
     prompts = texts(body.prompts, "prompts")
     if body.responses is not None:
         responses = texts(body.responses, "responses")
     else:
         queries = texts(body.query, "query")
         if len(queries) != len(prompts) or any(not q.startswith(p) for q, p in zip(queries, prompts, strict=True)):
-            raise LikraError("query: one per prompt, each starting with its prompt")
-        responses = [q[len(p) :].lstrip() for q, p in zip(queries, prompts, strict=True)]
+            raise LikraError("query: one per prompt, each starting with its prompt (as OpenRLHF builds it)")
+        responses = [_strip_special(q[len(p) :], special_tokens) for q, p in zip(queries, prompts, strict=True)]
     if len(responses) != len(prompts) or not all(r.strip() for r in responses):
         raise LikraError("prompts and responses: as many of each, and no empty response")
     return [Row(str(i), p, [r], False) for i, (p, r) in enumerate(zip(prompts, responses, strict=True))]
+
+
+def _strip_special(response: str, special_tokens: tuple[str, ...]) -> str:
+    """``response`` without the special tokens (and spaces) it ends with."""
+    response = response.strip()
+    while ending := next((t for t in special_tokens if t and response.endswith(t)), None):
+        response = response[: -len(ending)].rstrip()
+    return response
 
 
 def run_server(
@@ -303,6 +400,9 @@ def run_server(
 ) -> None:
     """``likra serve``: the address bound, the checkpoint opened as a verifier, then served until interrupted."""
     sockets = listen(serving)  # before the model loads: a port in use is said at once
+    if not serving.api_key and not all(ipaddress.ip_address(s.getsockname()[0]).is_loopback for s in sockets):
+        logging.getLogger("likra").warning(f"likra: serving on {serving.host} without --api-key: anyone who reaches "
+                                           "this address can use the verifier (set LIKRA_API_KEY)")  # fmt: skip
     verifier = Verifier(config, model=model, dtype=dtype)
     on_load(verifier.loaded)
     log(f"serving {verifier.step} ({config.mode}, w {config.neg_weight:g}) on http://{serving.host}:{serving.port} · "

@@ -99,6 +99,11 @@ class Verifier:
             "hardware": describe(self.loaded),  # where it scores: device, its name, dtype
         }
 
+    @property
+    def special_tokens(self) -> list[str]:
+        """The tokenizer's special tokens (a policy's decoded text can end with them: the server strips them)."""
+        return list(self.loaded.tokenizer.all_special_tokens)
+
     def score(self, rows: Iterable[Row | dict[str, Any]], progress: Callable[[int], None] | None = None) -> list[dict]:
         """One dict per answer, in row and candidate order (plain dicts are checked as ``parse_row`` does)."""
         parsed = [r if isinstance(r, Row) else parse_row(r, f"row {i}") for i, r in enumerate(rows, 1)]
@@ -124,6 +129,7 @@ class Verifier:
                 "loglikelihood": {h: heads[h][i] for h in HEAD_NAMES if h in heads},
                 "per_char": {h: heads[h][i] / n for h in HEAD_NAMES if h in heads},
                 "n_chars": item.n_chars[i],
+                "n_tokens": item.n_tokens[i],
                 "score": combined[i],
             }
             if row.candidates:

@@ -14,8 +14,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -49,29 +51,37 @@ def server_log(tmp_path_factory):
     return tmp_path_factory.mktemp("serve") / "stderr.log"
 
 
-@pytest.fixture(scope="module")
-def server(runs, server_log):
-    """`python -m likra serve` on a free port, answering once /health does; stopped after the module."""
+@contextmanager
+def serving(checkpoint: Path, log_path: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python -m likra serve` on a free port, its stderr into ``log_path``: (URL, process) once /health answers;
+    stopped at the end."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    args = ["serve", "--checkpoint", str(runs / "both"), "--port", str(port), "--max-body", "20000",
-            "--max-answers", "8"]  # fmt: skip
-    log = server_log.open("w")
-    process = subprocess.Popen([sys.executable, "-m", "likra", *args], env=env, stdout=subprocess.DEVNULL,
-                               stderr=log, text=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if process.poll() is not None:
-            pytest.fail(f"likra serve exited: {server_log.read_text()}")
+    args = ["serve", "--checkpoint", str(checkpoint), "--port", str(port), *options]
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "likra", *args], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=log, text=True)  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            if process.poll() is not None:
+                pytest.fail(f"likra serve exited: {log_path.read_text()}")
+            try:
+                if call(url + "/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
         try:
-            if call(url + "/health")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.1)
-    yield url, process
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+            yield url, process
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(runs, server_log):
+    """The tiny checkpoint served, with small limits; stopped after the module."""
+    with serving(runs / "both", server_log, "--max-body", "20000", "--max-answers", "8") as served:
+        yield served
 
 
 QUESTION = "Which gas do plants take in for photosynthesis?"
@@ -528,3 +538,165 @@ def test_a_good_requests_answer_is_the_same_whatever_is_batched_beside_it(tokeni
             assert isinstance(future.exception(0), TypeError)
         else:
             assert future.result(0) == alone
+
+
+# --- access (issue 39) --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keyed():
+    """A real HTTP server (uvicorn, in a thread) with --api-key around a fake verifier: its URL."""
+    import uvicorn
+
+    from likra.server import HTTPProtocol, create_app, listen
+
+    config = ServeConfig(port=free_port(), api_key="s3cret-key")
+    app = create_app(Tokenizing(), config)
+    server = uvicorn.Server(uvicorn.Config(app, http=HTTPProtocol, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": listen(config)}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{config.port}"
+    wait_until(lambda: server.started)
+    yield url
+    server.should_exit = True
+    thread.join(10)
+
+
+def keyed_call(url: str, key: str | None, body: dict | None = None) -> tuple[int, dict, str | None]:
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key is not None else {})
+    request = urllib.request.Request(url, data=json.dumps(body).encode() if body else None, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read()), None
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read()), err.headers.get("WWW-Authenticate")
+
+
+def test_with_a_key_every_endpoint_but_health_needs_it(keyed):
+    body = {"text_1": "q", "text_2": ["a", "bb"]}
+    for key in (None, "wrong", "s3cret-ke", "S3cret-key", "s3cret-key2"):
+        status, answer, challenge = keyed_call(keyed + "/score", key, body)
+        assert (status, challenge) == (401, "Bearer") and "API key" in answer["error"]
+        assert keyed_call(keyed + "/info", key)[0] == 401
+    assert keyed_call(keyed + "/health", None)[0] == 200  # load balancers probe it without a key
+    status, answer, _ = keyed_call(keyed + "/score", "s3cret-key", body)
+    assert status == 200 and [d["score"] for d in answer["data"]] == [97.0, 196.0]
+    assert keyed_call(keyed + "/info", "s3cret-key")[0] == 200
+
+
+@pytest.mark.parametrize("key", ["", "  ", "a\nb"])
+def test_an_empty_or_unprintable_key_is_refused(key):
+    with pytest.raises(LikraError, match="--api-key"):
+        ServeConfig(api_key=key)
+
+
+def test_serving_beyond_this_machine_without_a_key_warns_before_loading(runs):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("LIKRA_API_KEY", None)
+    args = ["serve", "--checkpoint", str(runs / "both"), "--host", "0.0.0.0", "--port", str(free_port())]
+    process = subprocess.Popen([sys.executable, "-m", "likra", *args], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        first = process.stderr.readline()
+    finally:
+        process.kill()
+        process.wait()
+    assert first.startswith("likra: serving on 0.0.0.0 without --api-key: anyone who reaches this address")
+
+
+# --- the shapes practitioners' programs send (issue 39) -------------------------------------------------
+
+
+def test_vllms_newer_score_field_names_pair_as_text_1_and_text_2(server, expected):
+    url, _ = server
+    want = pytest.approx([a["score"] for a in expected], abs=1e-6)
+    for first, second in (("queries", "documents"), ("queries", "items"), ("data_1", "data_2")):
+        status, body = call(url + "/score", {first: QUESTION, second: ANSWERS})
+        assert status == 200 and [d["score"] for d in body["data"]] == want, (first, body)
+    status, body = call(url + "/score", {"queries": [QUESTION, QUESTION], "documents": ANSWERS})
+    assert status == 422 and "queries and documents: a list of questions needs a list of as many" in body["error"]
+    status, body = call(url + "/score", {"text_1": QUESTION})
+    assert status == 422 and "give the two sides as text_1 and text_2" in body["error"]
+
+
+def test_a_cohere_shaped_rerank_ranks_as_likra_score_candidates(server, runs, tmp_path):
+    """The request LiteLLM's cohere provider sends (POST {api_base}/v2/rerank, Bearer key, return_documents) and
+    the cohere SDK's v1 client (/v1/rerank, objects with a text) get likra score --candidates' ranking."""
+    from .test_cli import likra
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"id": "q", "question": QUESTION, "candidates": ANSWERS}) + "\n")
+    assert likra("score", "--checkpoint", str(runs / "both"), "--input", str(rows), "--out", str(tmp_path / "o"),
+                 data_dir=None).returncode == 0  # fmt: skip
+    scored = [json.loads(line) for line in (tmp_path / "o").read_text().splitlines()]
+    by_rank = [a["index"] for a in sorted(scored, key=lambda a: a["rank"])]
+    url, _ = server
+    litellm = {"model": "likra", "query": QUESTION, "documents": ANSWERS, "top_n": 2, "return_documents": True}
+    status, body = call_with(url + "/v2/rerank", litellm, {"Authorization": "Bearer sk-anything"})
+    assert status == 200 and [r["index"] for r in body["results"]] == by_rank[:2]
+    assert [r["document"]["text"] for r in body["results"]] == [ANSWERS[i] for i in by_rank[:2]]
+    assert [r["relevance_score"] for r in body["results"]] == pytest.approx([scored[i]["score"] for i in by_rank[:2]])
+    assert body["model"] == "likra" and body["id"].startswith("rerank-") and body["usage"]["total_tokens"] > 0
+    cohere_v1 = {"model": "likra", "query": QUESTION, "documents": [{"text": a} for a in ANSWERS],
+                 "return_documents": False}  # fmt: skip
+    for path in ("/v1/rerank", "/rerank"):
+        status, body = call(url + path, cohere_v1)
+        assert status == 200 and [r["index"] for r in body["results"]] == by_rank
+        assert "document" not in body["results"][0]
+    status, body = call(url + "/rerank", {**litellm, "top_n": -1})
+    assert status == 422 and body["error"].startswith("top_n")
+
+
+def call_with(url: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json", "accept": "application/json", **headers}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_openrlhfs_remote_reward_request_gets_the_verifiers_scores(server, runs, tokenizer):
+    """OpenRLHF 0.11 (openrlhf/utils/agent.py; the package needs flash-attn and deepspeed, so its request is built
+    here as that code builds it):
+
+        query = hf_tokenizer.decode(output["observation_tokens"], skip_special_tokens=False)      # agent.py:283
+        rewards_info_list = await self._fetch_rewards_via_http([query], [prompt], [label])         # agent.py:287
+        payload = {"query": queries_list[start_idx:end_idx], "prompts": prompts_list[start_idx:end_idx],
+                   "labels": labels_list[start_idx:end_idx]}                                       # agent.py:330-334
+        async with session.post(url, json=data) as response:                                     # agent.py:340
+            response.raise_for_status(); return await response.json()
+        score_value = rewards_info.get("scores") ... reward=rewards_info.get("rewards"),
+            extra_logs=rewards_info.get("extra_logs") or {}                                        # agent.py:290-296
+
+    with the prompt templated as its dataset does (prompts_dataset.py:26-45: apply_chat_template(chat,
+    tokenize=False, add_generation_prompt=True)) and the response ending with the end-of-turn token."""
+    import asyncio
+
+    import aiohttp
+
+    url, _ = server
+    chat = [{"role": "user", "content": QUESTION}]
+    prompt = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    prompt_ids = tokenizer(text=prompt, add_special_tokens=False)["input_ids"]
+
+    async def post(answer: str) -> dict:
+        action_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        query = tokenizer.decode(prompt_ids + action_ids, skip_special_tokens=False)
+        payload = {"query": [query], "prompts": [prompt], "labels": ["carbon dioxide"]}
+        timeout = aiohttp.ClientTimeout(total=180)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.post(url + "/get_reward",
+                                                                                   json=payload) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def all_answers() -> list[dict]:
+        return await asyncio.gather(*(post(a) for a in ANSWERS))  # one sample per POST, concurrently
+
+    found = asyncio.run(all_answers())
+    verifier = Verifier(str(runs / "both"))
+    want = verifier.score([Row(str(i), prompt, [a], False) for i, a in enumerate(ANSWERS)])
+    verifier.close()
+    for info, answer in zip(found, want, strict=True):
+        assert info["rewards"] == info["scores"] == pytest.approx([answer["score"]], abs=1e-6)
+        assert info["extra_logs"] == {"likra_score": info["scores"]}
+    status, empty = call(url + "/get_reward", {"query": [], "prompts": [], "labels": []})  # 0.11.0's 2nd..nth URL
+    assert status == 200 and empty == {"rewards": [], "scores": [], "extra_logs": {"likra_score": []}}

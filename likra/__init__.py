@@ -30,11 +30,13 @@ _EXPORTS = {
     "TrainResult": "likra.training",
     "train": "likra.training",
     "Verifier": "likra.verifier",
+    "LikraReward": "likra.rewards",
 }
 __all__ = [
     "EvalConfig",
     "EvalResult",
     "LikraError",
+    "LikraReward",
     "LoadedModel",
     "LogLikelihood",
     "Scorer",

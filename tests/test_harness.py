@@ -112,10 +112,8 @@ def test_likra_lm_eval_command(tiny_model_dir, data_dir, run, tmp_path):
     result = likra(*args, "--model_args", f"checkpoint={run},mode=sft,model={tiny_model_dir}", data_dir=data_dir)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "arc_challenge_local" in result.stdout and "acc_norm" in result.stdout
-    refused = likra(*args, "--model_args", f"mode=likra,model={tiny_model_dir}", data_dir=data_dir)
-    # lm-eval logs its own lines first; ours is the last one, with no traceback
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert refused.stderr.strip().splitlines()[-1].startswith("error: --model_args mode=likra: needs other heads")
+    # a refusal (the plugin's own ones are tested in process above): lm-eval logs its lines first, ours is the last,
+    # with no traceback
     damaged = tmp_path / "damaged"
     shutil.copytree(run, damaged)
     for manifest in damaged.glob("step-*/likra.json"):

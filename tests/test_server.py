@@ -700,3 +700,93 @@ def test_openrlhfs_remote_reward_request_gets_the_verifiers_scores(server, runs,
         assert info["extra_logs"] == {"likra_score": info["scores"]}
     status, empty = call(url + "/get_reward", {"query": [], "prompts": [], "labels": []})  # 0.11.0's 2nd..nth URL
     assert status == 200 and empty == {"rewards": [], "scores": [], "extra_logs": {"likra_score": []}}
+
+
+# --- TRL's reward function (issue 39) -------------------------------------------------------------------
+
+PROMPTS = ["Which gas do plants take in?", "What do bees make?", "What melts ice?", "Which planet is red?"]
+
+
+def verifier_scores(runs, pairs: list[tuple[str, str]]) -> list[float]:
+    verifier = Verifier(str(runs / "both"))
+    try:
+        return [a["score"] for a in verifier.score([Row(str(i), q, [a], False) for i, (q, a) in enumerate(pairs)])]
+    finally:
+        verifier.close()
+
+
+def recording(reward: Callable, name: str, calls: list) -> Callable:
+    """``reward`` under ``name`` (TRL logs rewards/<name>/mean), keeping every (prompts, completions, rewards)."""
+
+    def record(prompts, completions, **kwargs):
+        values = reward(prompts, completions, **kwargs)
+        calls.append((prompts, completions, values))
+        return values
+
+    record.__name__ = name
+    return record
+
+
+def test_grpo_trains_two_steps_with_likras_reward_in_process_and_from_the_server(runs, tiny_model_dir, server,
+                                                                                  tmp_path):  # fmt: skip
+    """A real trl.GRPOTrainer (2 optimisation steps on the tiny model, CPU) with two likra rewards: the checkpoint in
+    this process and the same checkpoint served. Each step logs rewards/<name>/mean, the mean of what each gave;
+    both gave the verifier's scores of the completions."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from likra.rewards import LikraReward, answer_of, question_of
+
+    local, remote = LikraReward(runs / "both"), LikraReward(url=server[0])
+    calls: dict[str, list] = {"likra_local": [], "likra_served": []}
+    args = GRPOConfig(output_dir=str(tmp_path / "grpo"), max_steps=2, per_device_train_batch_size=2,
+                      num_generations=2, max_completion_length=8, logging_steps=1, report_to="none", use_cpu=True,
+                      bf16=False, gradient_checkpointing=False, save_strategy="no", seed=0)  # fmt: skip
+    trainer = GRPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), args=args,
+        processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
+        reward_funcs=[recording(local, "likra_local", calls["likra_local"]),
+                      recording(remote, "likra_served", calls["likra_served"])],
+        train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
+    )  # fmt: skip
+    try:
+        trainer.train()
+    finally:
+        local.close()
+    assert trainer.state.global_step == 2
+    for name, made in calls.items():
+        logged = [h[f"rewards/{name}/mean"] for h in trainer.state.log_history if f"rewards/{name}/mean" in h]
+        assert len(logged) == len(made) == 2
+        for mean, (prompts, completions, values) in zip(logged, made, strict=True):
+            pairs = [(question_of(p), answer_of(c)) for p, c in zip(prompts, completions, strict=True)]
+            kept = [(pair, v) for pair, v in zip(pairs, values, strict=True) if v is not None]
+            assert kept and all(v is None for (_, a), v in zip(pairs, values, strict=True) if not a.strip())
+            assert [v for _, v in kept] == pytest.approx(verifier_scores(runs, [p for p, _ in kept]), abs=1e-5)
+            assert mean == pytest.approx(sum(v for _, v in kept) / len(kept), abs=1e-5)
+
+
+def test_conversations_the_async_reward_a_key_and_what_it_refuses(runs, keyed):
+    import asyncio
+    import math
+
+    from likra.rewards import AsyncLikraReward, LikraReward
+
+    reward = AsyncLikraReward(runs / "both")
+    try:
+        prompts = [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPTS[1]}],
+                   [{"role": "user", "content": [{"type": "text", "text": PROMPTS[0]}]}]] * 2  # fmt: skip
+        completions = [[{"role": "assistant", "content": text}] for text in ("honey", "oxygen", "  ", "carbon")]
+        values = asyncio.run(reward(prompts=prompts, completions=completions, completion_ids=None, trainer_state=None))
+        assert values[2] is None  # an empty completion is left out of the reward, as TRL reads None
+        want = verifier_scores(runs, [(PROMPTS[1], "honey"), (PROMPTS[0], "oxygen"), (PROMPTS[0], "carbon")])
+        assert [values[0], values[1], values[3]] == pytest.approx(want, abs=1e-6) and not math.isnan(values[0])
+    finally:
+        reward.close()
+    with pytest.raises(LikraError, match="p_correct needs a calibrated checkpoint"):
+        LikraReward(runs / "both", value="p_correct")
+    with pytest.raises(LikraError, match="not both"):
+        LikraReward(runs / "both", url="http://127.0.0.1:1")
+    with pytest.raises(LikraError, match="401"):  # a keyed server refuses a reward without its key
+        LikraReward(url=keyed)(["q"], ["a"])
+    assert LikraReward(url=keyed, api_key="s3cret-key")(["q", "q"], ["a", "bb"]) == [97.0, 196.0]

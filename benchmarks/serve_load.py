@@ -1,16 +1,19 @@
 """`likra serve` under load: N concurrent clients for a bounded time on localhost, against `likra score` offline on
-the same inputs.
+the same inputs, on each endpoint in turn.
 
-The rows are ARC-Challenge test questions, each with its options as candidates (one request = one question, its
-answers scored on their own). Offline: the rows scored by ``likra.verifier.score_file`` in this process, model
-loading outside the timing. Served: a `likra serve` subprocess on the same checkpoint and dtype; each client
-thread sends the rows in turn (``POST /score``, vLLM's shape) until the time is up. Reported: answers per second
-both ways and their ratio, p50 / p99 latency, failed requests, and the server's resident memory (VmRSS) sampled
-through the run (flat memory: the last sample against the first after warm-up).
+The rows are ARC-Challenge test questions, each with its options (one request = one question, its answers scored
+on their own). Offline: the rows scored by ``likra.verifier.score_file`` in this process, model loading outside the
+timing. Served: a `likra serve` subprocess on the same checkpoint and dtype, behind an API key (so the key check is
+in the timing); each client thread sends the rows in turn until the time is up, to each endpoint of
+``--endpoints`` one after the other: ``score`` (``POST /score``, vLLM's shape), ``rerank`` (``POST /v1/rerank``,
+Cohere's) and ``reward`` (``POST /get_reward``, the options as prompts and responses). Reported per endpoint:
+answers per second and their ratio to offline, p50 / p99 latency, failed requests, and the server's resident
+memory (VmRSS) sampled through the run.
 
-Usage (about 3 minutes on 2 CPU cores with the defaults):
+Usage (about 2 minutes per endpoint on 2 CPU cores with the defaults):
     python benchmarks/serve_load.py --checkpoint out/arc/runs/seed-1/step-1024 --data-dir ../shared/data \
-        [--clients 16] [--seconds 60] [--questions 200] [--dtype bfloat16] [--json out.json]
+        [--clients 16] [--seconds 60] [--questions 200] [--dtype bfloat16] [--endpoints score,rerank,reward] \
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -56,8 +59,19 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+KEY = "serve-load-key"
+# endpoint → its path and the body of one row (a question and its options)
+REQUESTS = {
+    "score": ("/score", lambda row: {"text_1": row["question"], "text_2": row["candidates"]}),
+    "rerank": ("/v1/rerank", lambda row: {"query": row["question"], "documents": row["candidates"]}),
+    "reward": ("/get_reward", lambda row: {"prompts": [row["question"]] * len(row["candidates"]),
+                                           "responses": row["candidates"]}),
+}  # fmt: skip
+
+
 def post(url: str, body: dict) -> int:
-    request = urllib.request.Request(url, json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             response.read()
@@ -73,7 +87,8 @@ def start_server(checkpoint: str, dtype: str) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     args = [sys.executable, "-m", "likra", "serve", "--checkpoint", checkpoint, "--dtype", dtype, "--port", str(port)]
-    process = subprocess.Popen(args, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LIKRA_API_KEY": KEY}
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     while True:
         if process.poll() is not None:
@@ -85,8 +100,9 @@ def start_server(checkpoint: str, dtype: str) -> tuple[subprocess.Popen, str]:
             time.sleep(0.5)
 
 
-def load(url: str, rows: list[dict], clients: int, seconds: float, pid: int) -> dict:
-    """``clients`` threads sending rows in turn for ``seconds``; latencies, statuses and memory samples."""
+def load(url: str, rows: list[dict], clients: int, seconds: float, pid: int, endpoint: str = "score") -> dict:
+    """``clients`` threads sending rows in turn to ``endpoint`` for ``seconds``; latencies, statuses and memory."""
+    path, body_of = REQUESTS[endpoint]
     latencies: list[float] = []
     statuses: list[int] = []
     answers = [0]
@@ -98,7 +114,7 @@ def load(url: str, rows: list[dict], clients: int, seconds: float, pid: int) -> 
         while time.monotonic() < stop:
             row = rows[i % len(rows)]
             start = time.perf_counter()
-            status = post(url + "/score", {"text_1": row["question"], "text_2": row["candidates"]})
+            status = post(url + path, body_of(row))
             with lock:
                 latencies.append(time.perf_counter() - start)
                 statuses.append(status)
@@ -137,24 +153,33 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--endpoints", default="score,rerank,reward", help="Comma-separated: score, rerank, reward.")
     parser.add_argument("--json")
     args = parser.parse_args()
+    endpoints = args.endpoints.split(",")
+    unknown = [e for e in endpoints if e not in REQUESTS]
+    if unknown:
+        parser.error(f"--endpoints: unknown {', '.join(unknown)} (known: {', '.join(REQUESTS)})")
     with tempfile.TemporaryDirectory() as tmp:
         rows_path = Path(tmp) / "rows.jsonl"
         rows = write_rows(args.data_dir, args.questions, rows_path)
         result = {"offline": offline(args.checkpoint, args.dtype, rows_path, Path(tmp) / "scores.jsonl")}
     process, url = start_server(args.checkpoint, args.dtype)
+    result["served"] = {}
     try:
-        post(url + "/score", {"text_1": rows[0]["question"], "text_2": rows[0]["candidates"]})  # warm up
-        result["served"] = load(url, rows, args.clients, args.seconds, process.pid)
-        with urllib.request.urlopen(url + "/health") as response:
+        post(url + "/score", REQUESTS["score"][1](rows[0]))  # warm up
+        for endpoint in endpoints:
+            served = load(url, rows, args.clients, args.seconds, process.pid, endpoint)
+            served["over_offline"] = round(served["answers_per_s"] / result["offline"]["answers_per_s"], 3)
+            result["served"][endpoint] = served
+        with urllib.request.urlopen(urllib.request.Request(url + "/health")) as response:
             result["server"] = json.loads(response.read())
     finally:
         process.terminate()
         process.wait(timeout=60)
-    result["served_over_offline"] = round(result["served"]["answers_per_s"] / result["offline"]["answers_per_s"], 3)
     result["setup"] = {"checkpoint": args.checkpoint, "dtype": args.dtype, "clients": args.clients,
-                       "seconds": args.seconds, "questions": args.questions, "cpus": os.cpu_count()}  # fmt: skip
+                       "seconds": args.seconds, "questions": args.questions, "cpus": os.cpu_count(),
+                       "api_key": True}  # fmt: skip
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -27,6 +27,14 @@ science=astronomy,college_biology,college_chemistry,college_physics,conceptual_p
 [ -f "$keep/serve_load.json" ] || .venv/bin/python benchmarks/serve_load.py --checkpoint out/verifier/step-1024 \
     --clients 16 --seconds 60 --questions 100 --dtype float32 --json "$keep/serve_load.json"
 
+# 3b (issue 39). the same load on each endpoint (score, rerank, reward) behind an API key. Ran on a machine without
+# out/arc: heads trained to 64 examples with likra train's defaults (the cost per answer does not depend on how long
+# the heads trained)
+[ -d out/serve-load/step-64 ] || $likra train --n 64 --out out/serve-load --dtype float32
+[ -f "$keep/serve_load_endpoints.json" ] || .venv/bin/python benchmarks/serve_load.py \
+    --checkpoint out/serve-load/step-64 --clients 16 --seconds 60 --questions 100 --dtype float32 \
+    --json "$keep/serve_load_endpoints.json"
+
 # 4. transfer: the same heads on a seeded 500 of MMLU's science subjects (test; 1397 questions in all)
 [ -f "$keep/mmlu-science.json" ] || $likra eval --checkpoint "$ckpt" --task mmlu --subjects "$science" \
     --sample 500 --dtype float32 --out "$keep/mmlu-science.json"

@@ -34,6 +34,10 @@ science=astronomy,college_biology,college_chemistry,college_physics,conceptual_p
 [ -f "$keep/serve_load_endpoints.json" ] || .venv/bin/python benchmarks/serve_load.py \
     --checkpoint out/serve-load/step-64 --clients 16 --seconds 60 --questions 100 --dtype float32 \
     --json "$keep/serve_load_endpoints.json"
+# the same with 180 s windows (the drain of the last engine call weighs a third as much)
+[ -f "$keep/serve_load_endpoints_180.json" ] || .venv/bin/python benchmarks/serve_load.py \
+    --checkpoint out/serve-load/step-64 --clients 16 --seconds 180 --questions 100 --dtype float32 \
+    --json "$keep/serve_load_endpoints_180.json"
 
 # 4. transfer: the same heads on a seeded 500 of MMLU's science subjects (test; 1397 questions in all)
 [ -f "$keep/mmlu-science.json" ] || $likra eval --checkpoint "$ckpt" --task mmlu --subjects "$science" \

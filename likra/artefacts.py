@@ -12,20 +12,14 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import (
-    Annotated,
-    Any,
-    NotRequired,  # pydantic needs these on Python < 3.12
-    TypeVar,
-)
+from typing import Annotated, Any, NotRequired
 
 from pydantic import AfterValidator, ConfigDict, TypeAdapter, ValidationError, with_config
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only on Python 3.12 and later
 
 from likra.errors import LikraError
 from likra.files import read_json
 
-T = TypeVar("T")
 KEEP = ConfigDict(extra="allow")
 
 

@@ -168,6 +168,11 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
 # --- writing ------------------------------------------------------------------------------------------
 
 
+def temporary_name(path: Path) -> Path:
+    """A temporary name beside ``path`` that is this writer's own (``.NAME.<pid>-<random>.tmp``)."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
 @contextmanager
 def writing(path: str | Path, folder: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends it replaces ``path`` in one rename. A failure
@@ -181,7 +186,7 @@ def writing(path: str | Path, folder: bool = False) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise os_error(path.parent, err, "cannot create the folder") from None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temporary_name(path)
     try:
         yield tmp
         if folder:

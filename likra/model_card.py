@@ -125,11 +125,6 @@ def _number(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) else ""
 
 
-def write_card(step: Path, manifest: Manifest) -> None:
-    """The card of ``step`` from its manifest and the evaluations recorded beside it."""
-    write_text(step / CARD, card(manifest, f"{step.parent.name}/{step.name}", _evaluations(step)))
-
-
 def _evaluations(step: Path) -> list[dict[str, Any]]:
     path = step / EVALUATIONS
     return read_stored(path, Evaluations, "a likra evaluations record")["evaluations"] if path.is_file() else []
@@ -142,8 +137,8 @@ def record_evaluation(step: Path, manifest: Manifest, results: dict[str, Any]) -
     entry = {k: results.get(k) for k in (*keys, "n", "metrics")}
     entry["evaluated"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     try:
-        kept = [e for e in _evaluations(step) if any(e.get(k) != entry.get(k) for k in keys)]
-        write_json(step / EVALUATIONS, {"evaluations": [*kept, entry]})
-        write_card(step, manifest)
+        evaluations = [*(e for e in _evaluations(step) if any(e.get(k) != entry.get(k) for k in keys)), entry]
+        write_json(step / EVALUATIONS, {"evaluations": evaluations})
+        write_text(step / CARD, card(manifest, f"{step.parent.name}/{step.name}", evaluations))
     except LikraError as err:
         logging.getLogger("likra").warning("likra: the model card was not updated (%s)", err)

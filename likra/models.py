@@ -15,13 +15,12 @@ import re
 import shutil
 import struct
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from likra.errors import LikraError
-from likra.files import os_error, refuse_file_in_the_way
+from likra.files import os_error, refuse_file_in_the_way, temporary_name
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -100,7 +99,7 @@ def _assembled(alias: str) -> Path:
         return target
     package = importlib.import_module(spec.package)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")  # this process's own
+    tmp = temporary_name(target)
     try:
         package.assemble(tmp, overwrite=True)
     except (OSError, ImportError, ValueError) as err:

@@ -94,16 +94,26 @@ def tiny_model_dir(tmp_path_factory, tiny_model, tokenizer) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_model_dir, data_dir):
-    """A two-head run and a positive-only run of 8 questions on the tiny model."""
-    from .test_cli import likra
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory, tiny_model_dir, data_dir) -> Path:
+    """A two-head run and a positive-only run of 8 questions on the tiny model, trained once per test process by
+    the call ``likra train`` makes. Tests get copies (``runs``)."""
+    from likra.configs import TrainConfig
+    from likra.training import run_training
 
-    root = tmp_path_factory.mktemp("runs")
+    root = tmp_path_factory.mktemp("trained-runs")
     for name, heads in (("both", "both"), ("pos", "positive")):
-        result = likra("train", "--model", str(tiny_model_dir), "--n", "8", "--save-at", "8", "--heads", heads,
-                       "--out", str(root / name), data_dir=data_dir)  # fmt: skip
-        assert result.returncode == 0, result.stderr
+        config = TrainConfig(model=str(tiny_model_dir), n=8, save_at=[8], heads=heads, data_dir=str(data_dir))
+        run_training(config, root / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, trained_runs) -> Path:
+    """A module's own copy of ``trained_runs`` (evaluations and calibrations are recorded in a checkpoint)."""
+    root = tmp_path_factory.mktemp("runs")
+    for run in trained_runs.iterdir():
+        shutil.copytree(run, root / run.name)
     return root
 
 

@@ -17,7 +17,7 @@ from likra.scoring import Scorer
 from likra.training import TrainConfig, build_training_set
 
 from .conftest import tiny_llama
-from .test_cli import assert_one_line_error, likra
+from .test_cli import assert_one_line_error, likra, likra_here
 
 
 @pytest.fixture
@@ -150,5 +150,5 @@ def test_baseline_and_export_commands(tmp_path, tiny_model_dir, data_dir):
     assert [r["label"] for r in rows] == [True, False] * 3 and set(rows[0]) == {"id", "prompt", "completion", "label"}
     refused = likra("export", "--format", "orpo", "--out", str(out), data_dir=data_dir)
     assert_one_line_error(refused, "--format orpo: expected dpo or kto")
-    refused = likra("baseline", "dpo", "--n", "8", "--save-at", "4", "--out", str(run), data_dir=data_dir)
+    refused = likra_here("baseline", "dpo", "--n", "8", "--save-at", "4", "--out", str(run), data_dir=data_dir)
     assert_one_line_error(refused, "--save-at 4")

@@ -2,20 +2,66 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 
 
-def likra(*args: str, data_dir=None) -> subprocess.CompletedProcess:
+def _env(data_dir) -> dict[str, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("LIKRA_DATA_DIR", None)
     if data_dir is not None:
         env["LIKRA_DATA_DIR"] = str(data_dir)
-    return subprocess.run([sys.executable, "-m", "likra", *args], capture_output=True, text=True, env=env, timeout=300)
+    return env
+
+
+def likra(*args: str, data_dir=None) -> subprocess.CompletedProcess:
+    """``likra ARGS`` in a new process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "likra", *args], capture_output=True, text=True, env=_env(data_dir),
+                          timeout=300)  # fmt: skip
+
+
+@contextlib.contextmanager
+def quiet_transformers(transformers_logging):
+    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
+
+
+def likra_here(*args: str, data_dir=None) -> subprocess.CompletedProcess:
+    """``likra ARGS`` through the console script's ``main`` in this process: the same parsing, checks, one-line
+    errors and exit codes, without a new interpreter's 4-7 s of imports. For tests of many refusals; each command's
+    refusals are also run in a real process (``likra``) somewhere, where a library's import-time noise would show."""
+    from transformers.utils import logging as transformers_logging
+
+    from likra.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        quiet_transformers(transformers_logging),  # what TRANSFORMERS_VERBOSITY does when a new process imports it
+        mock.patch.dict(os.environ, _env(data_dir), clear=True),
+        mock.patch.object(sys, "argv", ["likra", *args]),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            main()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    return subprocess.CompletedProcess(["likra", *args], code, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -99,11 +145,13 @@ def test_nonexistent_model_path(tmp_path, data_dir):
 
 def test_bad_options(tmp_path, tiny_model_dir, data_dir):
     assert_one_line_error(
-        likra("eval", "--model", str(tiny_model_dir), "--split", "dev", data_dir=data_dir), "--split dev"
+        likra_here("eval", "--model", str(tiny_model_dir), "--split", "dev", data_dir=data_dir), "--split dev"
     )
-    assert_one_line_error(likra("eval", "--model", str(tiny_model_dir), "--limit", "0", data_dir=data_dir), "--limit 0")
     assert_one_line_error(
-        likra("eval", "--model", str(tiny_model_dir), "--out", str(tmp_path), data_dir=data_dir), "is a directory"
+        likra_here("eval", "--model", str(tiny_model_dir), "--limit", "0", data_dir=data_dir), "--limit 0"
+    )
+    assert_one_line_error(
+        likra_here("eval", "--model", str(tiny_model_dir), "--out", str(tmp_path), data_dir=data_dir), "is a directory"
     )
 
 
@@ -143,29 +191,31 @@ def test_train_eval_checkpoint_and_rescore(tmp_path, tiny_model_dir, data_dir, t
 
 def test_train_refuses_bad_options(tmp_path, tiny_model_dir, data_dir):
     base = ["train", "--model", str(tiny_model_dir), "--out", str(tmp_path / "run")]
-    assert_one_line_error(likra(*base, "--negatives", "bogus", data_dir=data_dir), "--negatives bogus")
-    assert_one_line_error(likra(*base, "--n", "99999", data_dir=data_dir), "--n 99999", "6604")
-    assert_one_line_error(likra(*base, "--heads", "three", data_dir=data_dir), "--heads three")
-    assert_one_line_error(likra(*base, "--save-at", "8,x", data_dir=data_dir), "--save-at 8,x")
-    assert_one_line_error(likra(*base, "--lr", "0", data_dir=data_dir), "--lr 0")
-    assert_one_line_error(likra(*base, "--hold-out", "arc_easy:dev", data_dir=data_dir), "--hold-out arc_easy:dev")
-    assert_one_line_error(likra(*base, "--hold-out", "arc_hard", data_dir=data_dir), "--hold-out arc_hard")
-    assert_one_line_error(likra(*base, "--task", f"jsonl:{tmp_path}/q.jsonl", data_dir=data_dir), "q.jsonl")
+    assert_one_line_error(likra_here(*base, "--negatives", "bogus", data_dir=data_dir), "--negatives bogus")
+    assert_one_line_error(likra_here(*base, "--n", "99999", data_dir=data_dir), "--n 99999", "6604")
+    assert_one_line_error(likra_here(*base, "--heads", "three", data_dir=data_dir), "--heads three")
+    assert_one_line_error(likra_here(*base, "--save-at", "8,x", data_dir=data_dir), "--save-at 8,x")
+    assert_one_line_error(likra_here(*base, "--lr", "0", data_dir=data_dir), "--lr 0")
+    assert_one_line_error(likra_here(*base, "--hold-out", "arc_easy:dev", data_dir=data_dir), "--hold-out arc_easy:dev")
+    assert_one_line_error(likra_here(*base, "--hold-out", "arc_hard", data_dir=data_dir), "--hold-out arc_hard")
+    assert_one_line_error(likra_here(*base, "--task", f"jsonl:{tmp_path}/q.jsonl", data_dir=data_dir), "q.jsonl")
     assert not (tmp_path / "run").exists()  # nothing was started
 
 
 def test_eval_and_rescore_refuse_bad_checkpoint_options(tmp_path, tiny_model_dir, data_dir):
     model = ["--model", str(tiny_model_dir)]
     assert_one_line_error(
-        likra("eval", *model, "--checkpoint", str(tmp_path), data_dir=data_dir), "not a likra checkpoint"
+        likra_here("eval", *model, "--checkpoint", str(tmp_path), data_dir=data_dir), "not a likra checkpoint"
     )
-    assert_one_line_error(likra("eval", *model, "--mode", "likra", data_dir=data_dir), "--mode likra", "--checkpoint")
-    assert_one_line_error(likra("eval", *model, "--norm", "word", data_dir=data_dir), "--norm word")
+    assert_one_line_error(
+        likra_here("eval", *model, "--mode", "likra", data_dir=data_dir), "--mode likra", "--checkpoint"
+    )
+    assert_one_line_error(likra_here("eval", *model, "--norm", "word", data_dir=data_dir), "--norm word")
     items = tmp_path / "items.jsonl"
     good_row = '{"id": "a", "label": 0, "loglikelihoods": [-1, -2], "unconditional": [], "n_tokens": [1, 1], '
     items.write_text(good_row + '"n_chars": [1, 1], "n_bytes": [1, 1]}\n')
-    assert_one_line_error(likra("eval", *model, "--base-items", str(items), data_dir=data_dir), "--base-items")
+    assert_one_line_error(likra_here("eval", *model, "--base-items", str(items), data_dir=data_dir), "--base-items")
     items.write_text('{"id": "a", "label": 0}\n')
-    assert_one_line_error(likra("rescore", str(items)), f"{items}:1")
+    assert_one_line_error(likra_here("rescore", str(items)), f"{items}:1")
     items.write_text(good_row + '"n_chars": [1, 1], "n_bytes": [1, 1]}\n')
-    assert_one_line_error(likra("rescore", str(items), "--mode", "likra"), "--mode likra", "positive and negative")
+    assert_one_line_error(likra_here("rescore", str(items), "--mode", "likra"), "--mode likra", "positive and negative")

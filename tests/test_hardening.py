@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from .conftest import copy_run
-from .test_cli import GOOD, assert_one_line_error, likra
+from .test_cli import GOOD, assert_one_line_error, likra, likra_here
 
 
 def eval_args(tiny_model_dir, data_file, *more):
@@ -33,26 +33,26 @@ def test_data_files_invalid_utf8_bom_duplicate_ids_and_empty_choices(tmp_path, t
     pool = tmp_path / "pool.jsonl"
     pool.write_bytes(b'{"question": "caf\xe9"}\n')
     train = ("train", "--model", str(tiny_model_dir), "--task", "arc_challenge", "--n", "4")
-    assert_one_line_error(likra(*train, "--train-file", str(pool), "--out", str(tmp_path / "r"), data_dir=data_dir),
-                          f"{pool}:1: not UTF-8")  # fmt: skip
+    result = likra_here(*train, "--train-file", str(pool), "--out", str(tmp_path / "r"), data_dir=data_dir)
+    assert_one_line_error(result, f"{pool}:1: not UTF-8")
     for name in ("pos.jsonl", "pos.json"):  # NAT trajectories, in likra's format and in the NAT release's
         trajectories = tmp_path / name
         trajectories.write_bytes(b'[{"id": "caf\xe9"}]' if name.endswith(".json") else b'{"id": "caf\xe9"}\n')
         nat = ("nat", "train", "--model", str(tiny_model_dir), "--task", "strategyqa", "--pos", str(trajectories))
-        result = likra(*nat, "--out", str(tmp_path / "nat"), data_dir=data_dir)
+        result = likra_here(*nat, "--out", str(tmp_path / "nat"), data_dir=data_dir)
         assert_one_line_error(result, f"{trajectories}:1: not UTF-8")
     assert not (tmp_path / "nat").exists()
     bom = tmp_path / "bom.jsonl"
     bom.write_bytes(b"\xef\xbb\xbf" + GOOD.encode() + b"\n")
-    result = likra(*eval_args(tiny_model_dir, bom))
+    result = likra_here(*eval_args(tiny_model_dir, bom))
     assert result.returncode == 0, result.stderr  # files saved on Windows: the byte-order mark is dropped
     dup = tmp_path / "dup.jsonl"
     row = '{"id": "x", "question": "q?", "choices": ["a", "b"], "answer": 0}'
     dup.write_text(row + "\n" + row.replace("q?", "r?") + "\n")
-    assert_one_line_error(likra(*eval_args(tiny_model_dir, dup)), f"{dup}:2: id 'x' again (first at {dup}:1)")
+    assert_one_line_error(likra_here(*eval_args(tiny_model_dir, dup)), f"{dup}:2: id 'x' again (first at {dup}:1)")
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"question": "q?", "choices": ["a", " "], "answer": 0}\n')
-    assert_one_line_error(likra(*eval_args(tiny_model_dir, empty)), f"{empty}:1: choice 1 is empty")
+    assert_one_line_error(likra_here(*eval_args(tiny_model_dir, empty)), f"{empty}:1: choice 1 is empty")
 
 
 def test_outputs_are_checked_before_any_work_and_never_overwrite_an_input(tmp_path, tiny_model_dir, good):
@@ -61,10 +61,10 @@ def test_outputs_are_checked_before_any_work_and_never_overwrite_an_input(tmp_pa
                           "--items-out", "would overwrite the input --task")  # fmt: skip
     assert good.read_text() == before
     same = tmp_path / "same.json"
-    assert_one_line_error(likra(*eval_args(tiny_model_dir, good, "--out", str(same), "--items-out", str(same))),
+    assert_one_line_error(likra_here(*eval_args(tiny_model_dir, good, "--out", str(same), "--items-out", str(same))),
                           "--items-out", "the same file as --out")  # fmt: skip
     (tmp_path / "afile").write_text("")
-    result = likra(*eval_args(tiny_model_dir, good, "--out", str(tmp_path / "afile" / "x.json")))
+    result = likra_here(*eval_args(tiny_model_dir, good, "--out", str(tmp_path / "afile" / "x.json")))
     assert_one_line_error(result, "--out", "afile is a file")
     assert "scoring" not in result.stdout + result.stderr  # refused before the scoring pass, not after it
 
@@ -75,7 +75,7 @@ def test_models_that_are_not_models(tmp_path, tiny_model_dir, good):
     assert_one_line_error(likra(*eval_args(fake, good)), f"--model {fake}: not a GGUF file")
     cut = tmp_path / "cut.gguf"  # a GGUF header cut off in its first key, as a download that stopped
     cut.write_bytes(b"GGUF" + struct.pack("<IQQQ", 3, 0, 2, 20) + b"general.arch")
-    assert_one_line_error(likra(*eval_args(cut, good)), f"--model {cut}: not a readable GGUF model")
+    assert_one_line_error(likra_here(*eval_args(cut, good)), f"--model {cut}: not a readable GGUF model")
     (tmp_path / "afile").write_text("")
     result = subprocess.run([sys.executable, "-m", "likra", "eval", "--task", f"jsonl:{good}"], capture_output=True,
                             text=True, env={**_env(), "LIKRA_CACHE": str(tmp_path / "afile")})  # fmt: skip
@@ -103,7 +103,7 @@ def test_damaged_manifests_are_named(runs, tmp_path, tiny_model_dir, data_dir, g
     manifest.write_text(damage)
     assert_one_line_error(likra(*eval_args(tiny_model_dir, good, "--checkpoint", str(run))), str(manifest), fragment)
     resume = ("train", "--model", str(tiny_model_dir), "--n", "16", "--save-at", "8,16", "--resume", "--out", str(run))
-    assert_one_line_error(likra(*resume, data_dir=data_dir), str(manifest), fragment)
+    assert_one_line_error(likra_here(*resume, data_dir=data_dir), str(manifest), fragment)
 
 
 def test_damaged_adapters_and_nat_checkpoints_are_named(runs, tmp_path, tiny_model_dir, good):
@@ -114,12 +114,12 @@ def test_damaged_adapters_and_nat_checkpoints_are_named(runs, tmp_path, tiny_mod
                           str(weights), "not a whole safetensors file")  # fmt: skip
     run = copy_run(runs, tmp_path, "pos")
     (run / "step-8" / "positive" / "adapter_config.json").unlink()
-    assert_one_line_error(likra(*eval_args(tiny_model_dir, good, "--checkpoint", str(run))), "adapter_config.json")
+    assert_one_line_error(likra_here(*eval_args(tiny_model_dir, good, "--checkpoint", str(run))), "adapter_config.json")
     nat = tmp_path / "nat"
     shutil.copytree(runs / "both", nat)
     manifest = nat / "step-8" / "likra.json"
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format": "likra-nat-checkpoint"}))
-    assert_one_line_error(likra(*eval_args(tiny_model_dir, good, "--checkpoint", str(nat))), "likra nat eval")
+    assert_one_line_error(likra_here(*eval_args(tiny_model_dir, good, "--checkpoint", str(nat))), "likra nat eval")
 
 
 def test_options_refused_before_the_scoring_pass(runs, tiny_model_dir, good):
@@ -127,13 +127,14 @@ def test_options_refused_before_the_scoring_pass(runs, tiny_model_dir, good):
     assert_one_line_error(result, "--mode negbase: needs the negative head", "has positive")
     assert "scoring" not in result.stdout
     for weight in ("nan", "inf"):
-        result = likra(*eval_args(tiny_model_dir, good, "--checkpoint", str(runs / "both"), "--neg-weight", weight))
+        both = str(runs / "both")
+        result = likra_here(*eval_args(tiny_model_dir, good, "--checkpoint", both, "--neg-weight", weight))
         assert_one_line_error(result, f"--neg-weight {weight}", "finite")
 
 
 def test_damaged_items_files_are_named(tmp_path, tiny_model_dir, good):
     items = tmp_path / "items.jsonl"
-    assert likra(*eval_args(tiny_model_dir, good, "--items-out", str(items))).returncode == 0
+    assert likra_here(*eval_args(tiny_model_dir, good, "--items-out", str(items))).returncode == 0
     row = json.loads(items.read_text().splitlines()[0])
     cases = {
         "short": ({"loglikelihoods": row["loglikelihoods"][:1]}, "'loglikelihoods' should list 3 numbers"),
@@ -144,11 +145,12 @@ def test_damaged_items_files_are_named(tmp_path, tiny_model_dir, good):
     for name, (change, fragment) in cases.items():
         path = tmp_path / f"{name}.jsonl"
         path.write_text(json.dumps({**row, **change}) + "\n")
-        assert_one_line_error(likra("rescore", str(path)), f"{path}:1: {fragment}")
+        run = likra if name == "short" else likra_here  # one in a real process, the others in this one
+        assert_one_line_error(run("rescore", str(path)), f"{path}:1: {fragment}")
     bad = tmp_path / "exp"
     bad.mkdir()
     (bad / "sweep.json").write_text("{bad")
-    assert_one_line_error(likra("report", str(bad)), str(bad / "sweep.json"), "malformed JSON")
+    assert_one_line_error(likra_here("report", str(bad)), str(bad / "sweep.json"), "malformed JSON")
 
 
 HOLD = """
@@ -180,10 +182,10 @@ def test_a_second_writer_into_a_run_folder_is_refused(runs, tmp_path, tiny_model
     finally:
         holder.kill()
         holder.wait()
-    result = likra("train", *model, "--n", "8", "--out", str(fresh), data_dir=data_dir)
+    result = likra_here("train", *model, "--n", "8", "--out", str(fresh), data_dir=data_dir)
     assert result.returncode == 0, result.stderr  # the lock of a killed process is taken over
     alone = tmp_path / "alone"
-    assert likra("train", *model, "--n", "8", "--out", str(alone), data_dir=data_dir).returncode == 0
+    assert likra_here("train", *model, "--n", "8", "--out", str(alone), data_dir=data_dir).returncode == 0
     for head in ("positive", "negative"):  # the survivor's checkpoint is a lone run's
         survivor, lone = (run / "step-8" / head / "adapter_model.safetensors" for run in (fresh, alone))
         assert survivor.read_bytes() == lone.read_bytes()
@@ -237,8 +239,8 @@ def test_a_full_disk_is_named_leaves_no_temporary_and_resume_is_exact(tmp_path, 
                           text=True, env=env, timeout=300)  # fmt: skip
     assert_one_line_error(full, f"{run / 'step-16'}: cannot write (no space left on the device)")
     assert sorted(p.name for p in run.iterdir()) == [".likra.lock", "step-8", "train_log.jsonl"]  # no .step-16.tmp
-    assert likra(*args, "--out", str(run), "--resume", data_dir=data_dir).returncode == 0
-    assert likra(*args, "--out", str(alone), data_dir=data_dir).returncode == 0
+    assert likra_here(*args, "--out", str(run), "--resume", data_dir=data_dir).returncode == 0
+    assert likra_here(*args, "--out", str(alone), data_dir=data_dir).returncode == 0
     for head in ("positive", "negative"):
         resumed, lone = (r / "step-16" / head / "adapter_model.safetensors" for r in (run, alone))
         assert resumed.read_bytes() == lone.read_bytes()
@@ -271,5 +273,6 @@ def test_text_no_tokenizer_encodes_empty_and_duplicate_rows_are_refused_before_t
     for name, (text, fragment) in cases.items():
         rows = tmp_path / f"{name}.jsonl"
         rows.write_text(text)
-        assert_one_line_error(likra(*score, "--input", str(rows)), f"{rows}{fragment}")
+        run = likra if name == "surrogate" else likra_here  # one in a real process, the others in this one
+        assert_one_line_error(run(*score, "--input", str(rows)), f"{rows}{fragment}")
     assert not (tmp_path / "o").exists()

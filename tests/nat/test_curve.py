@@ -14,7 +14,7 @@ from likra.nat.runs import AgentEvalConfig
 from likra.nat.training import NATConfig, select_trajectories
 from likra.nat.trajectories import write_trajectories
 
-from ..test_cli import assert_one_line_error, likra
+from ..test_cli import assert_one_line_error, likra, likra_here
 from .helpers import trajectory
 
 
@@ -111,13 +111,13 @@ def test_nat_curve_cli_refuses_bad_options(tmp_path, data_dir, release_sample):
     common = ("nat", "curve", "--out", str(tmp_path / "c"), "--pos", str(pos))
     assert_one_line_error(likra(*common, "--neg", str(neg), "--neg-nums", "0,some", data_dir=data_dir),
                           "--neg-nums 0,some")  # fmt: skip
-    assert_one_line_error(likra(*common, "--neg-nums", "0,8", data_dir=data_dir), "--neg-nums 0,8", "--neg FILE")
-    assert_one_line_error(likra(*common, "--neg", str(neg), "--templates", "nat", data_dir=data_dir),
+    assert_one_line_error(likra_here(*common, "--neg-nums", "0,8", data_dir=data_dir), "--neg-nums 0,8", "--neg FILE")
+    assert_one_line_error(likra_here(*common, "--neg", str(neg), "--templates", "nat", data_dir=data_dir),
                           "--templates nat")  # fmt: skip
-    assert_one_line_error(likra(*common, "--neg", str(neg), "--neg-nums", "0,50", data_dir=data_dir),
+    assert_one_line_error(likra_here(*common, "--neg", str(neg), "--neg-nums", "0,50", data_dir=data_dir),
                           "--neg-nums 50", "only 6 negative")  # fmt: skip
-    assert_one_line_error(likra(*common, "--neg", str(neg), "--pos-num", "0", "--neg-nums", "0", data_dir=data_dir),
-                          "--pos-num 0 --neg-nums 0", "would train on nothing")  # fmt: skip
-    assert_one_line_error(likra("nat", "train", "--pos", str(pos), "--pos-num", "0", "--out", str(tmp_path / "c"),
+    nothing = likra_here(*common, "--neg", str(neg), "--pos-num", "0", "--neg-nums", "0", data_dir=data_dir)
+    assert_one_line_error(nothing, "--pos-num 0 --neg-nums 0", "would train on nothing")
+    assert_one_line_error(likra_here("nat", "train", "--pos", str(pos), "--pos-num", "0", "--out", str(tmp_path / "c"),
                                 data_dir=data_dir), "--pos-num 0", "nothing to train on")  # fmt: skip
     assert not (tmp_path / "c").exists()

@@ -9,7 +9,7 @@ from likra.nat.runs import AgentEvalConfig, claim_folder, evaluate_agent, run_ch
 from likra.nat.tasks import Problem
 from likra.nat.trajectories import Trajectory, read_trajectories
 
-from ..test_cli import assert_one_line_error, likra
+from ..test_cli import assert_one_line_error, likra, likra_here
 
 
 def test_run_chunks_skips_finished_chunks(tmp_path):
@@ -53,15 +53,15 @@ def test_nat_cli_errors(tmp_path, data_dir, release_sample):
         likra("nat", "train", "--out", out, "--pos", str(pos), "--template", "maybe"), "--template maybe"
     )
     assert_one_line_error(
-        likra("nat", "train", "--out", out, "--pos", str(pos), "--neg-num", "3", data_dir=data_dir), "--neg-num 3"
+        likra_here("nat", "train", "--out", out, "--pos", str(pos), "--neg-num", "3", data_dir=data_dir), "--neg-num 3"
     )
     assert_one_line_error(
-        likra("nat", "train", "--out", out, "--pos", str(neg), data_dir=data_dir), "are failed", str(neg)
+        likra_here("nat", "train", "--out", out, "--pos", str(neg), data_dir=data_dir), "are failed", str(neg)
     )
-    assert_one_line_error(likra("nat", "eval", "--out", out, "--task", "chess", data_dir=data_dir), "--task chess")
-    assert_one_line_error(likra("nat", "collect", "--out", out, "--temperatures", "hot"), "--temperatures hot")
+    assert_one_line_error(likra_here("nat", "eval", "--out", out, "--task", "chess", data_dir=data_dir), "--task chess")
+    assert_one_line_error(likra_here("nat", "collect", "--out", out, "--temperatures", "hot"), "--temperatures hot")
     assert_one_line_error(
-        likra(
+        likra_here(
             "nat", "eval", "--out", out, "--task", "hotpotqa", "--corpus", str(tmp_path / "none.txt"), data_dir=data_dir
         ),
         "none.txt",

@@ -16,7 +16,6 @@ tokens, as for every other method.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,7 +28,6 @@ import torch
 from likra import parallel
 from likra.checkpoints import (
     OPTIMIZER_STATE,
-    TRAIN_LOG,
     Manifest,
     base_model_entry,
     check_resumable,
@@ -38,7 +36,6 @@ from likra.checkpoints import (
     prepare_out,
     quiet_peft,
     save_checkpoint,
-    truncate_log,
 )
 from likra.configs import BASELINE_METHODS, BaselineConfig
 from likra.errors import LikraError
@@ -48,6 +45,7 @@ from likra.models import LoadedModel, describe, load_model
 from likra.negatives import NEEDS_BASE_SCORES
 from likra.progress import OnLoad, ProgressFactory, no_progress, quiet
 from likra.training import TrainingSet, build_training_set, run_training, training_manifest
+from likra.training_log import training_log
 
 METHODS = BASELINE_METHODS
 POLICY = "positive"  # the head name a baseline's policy is saved under (see the module docstring)
@@ -108,8 +106,8 @@ def preference_rows(data: TrainingSet, method: str, kto_data: str = "both") -> l
 
 
 class _Checkpoints:
-    """Counts questions seen, logs each step to ``train_log.jsonl`` and saves at the save points. Driven by TRL's
-    per-step log (``logging_steps=1``), which comes after the step's optimiser update."""
+    """Counts questions seen, logs each step (``write``: ``likra.training_log``) and saves at the save points.
+    Driven by TRL's per-step log (``logging_steps=1``), which comes after the step's optimiser update."""
 
     def __init__(
         self,
@@ -118,10 +116,10 @@ class _Checkpoints:
         per_step: int,
         points: list[int],
         save: Callable[[int, int, float], Path],
-        log: Path,
+        write: Callable[[dict[str, Any]], None],
     ):
         self.start, self.start_step, self.per_step = start, start_step, per_step
-        self.points, self.save, self.log = points, save, log
+        self.points, self.save, self.write = points, save, write
         self.interval: list[float] = []  # the losses since the last checkpoint
         self.checkpoints: list[Path] = []
         self.seen = start
@@ -136,8 +134,7 @@ class _Checkpoints:
         self.interval.append(float(logs["loss"]))
         record = {"step": step, "examples": self.seen, "loss": {POLICY: logs["loss"]}}
         record.update({k: v for k, v in logs.items() if k.startswith(("rewards/", "kl"))})
-        with self.log.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        self.write(record)
         if self.seen in self.points:
             self.checkpoints.append(self.save(self.seen, step, sum(self.interval) / len(self.interval)))
             self.interval = []
@@ -196,10 +193,8 @@ def _train_baseline(
     start_step = _resume_step(resume_path, manifest)
     remaining = [row for rows in per_question[resumed_from:] for row in rows]
     out.mkdir(parents=True, exist_ok=True)
-    if resume_path is not None:
-        truncate_log(out / TRAIN_LOG, resumed_from)
-        if progress is not None:  # a progress bar over the whole run starts where the checkpoint left it
-            progress(resumed_from)
+    if resume_path is not None and progress is not None:  # a progress bar over the run starts at the checkpoint
+        progress(resumed_from)
     if not remaining:
         return TrainResult(out, [], resumed_from, {}, 0.0, resumed_from)
 
@@ -218,11 +213,13 @@ def _train_baseline(
                 unwrapped = trainer.accelerator.unwrap_model(trainer.model)
                 return save_checkpoint(out, unwrapped, [POLICY], {POLICY: optimizer}, entry, default_adapter=True)
 
-            tracker = _Checkpoints(resumed_from, start_step, config.batch_size, points, save, out / TRAIN_LOG)
-            trainer.add_callback(_callback(tracker, progress))
             for printer in (PrinterCallback, ProgressCallback):  # the log goes to train_log.jsonl instead
                 trainer.remove_callback(printer)
-            trainer.train()
+            with training_log(out, config.report_to, resumed_from=resumed_from, first_step=start_step + 1,
+                              config=manifest.config) as write:  # fmt: skip
+                tracker = _Checkpoints(resumed_from, start_step, config.batch_size, points, save, write)
+                trainer.add_callback(_callback(tracker, progress))
+                trainer.train()
     finally:
         model.unload()  # the plain base model again, as ``fit`` leaves it
         loaded.model.eval()

@@ -44,8 +44,9 @@ LIKRA_FORMAT = "likra-checkpoint"
 NAT_FORMAT = "likra-nat-checkpoint"
 FORMAT_VERSION = 1
 # Options that may differ between a run and its --resume without changing what is computed.
-# (a run trained on a GPU resumes on the CPU; gradient checkpointing recomputes the same activations)
-RESUME_FREE = ("data_dir", "device", "gradient_checkpointing")
+# (a run trained on a GPU resumes on the CPU; gradient checkpointing recomputes the same activations; the log's
+# trackers only watch)
+RESUME_FREE = ("data_dir", "device", "gradient_checkpointing", "report_to")
 # Options added after runs were made, with the value those runs had (so they still resume and extend).
 ADDED_OPTIONS = {"method": "likra", "grad_accum": 1}
 

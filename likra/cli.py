@@ -70,7 +70,7 @@ ROWS_HELP = "JSONL rows: {id, question, answer} or {id, question, candidates: [.
 BaseModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="The base model (default: the checkpoint's).")]
 # the training fields a curve (and an ablation) exposes; the others keep TrainConfig's defaults
 CURVE_TRAIN = ("model", "task", "negatives", "lr", "hold_out", "data_dir", "device", "batch_size", "grad_accum",
-               "gradient_checkpointing")  # fmt: skip
+               "gradient_checkpointing", "report_to")  # fmt: skip
 CURVE_HELP = {"task": "The training pool's task (scored on its test split unless --eval-task).",
               "eval_task": "Task to score on (default: --task)."}  # fmt: skip
 

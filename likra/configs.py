@@ -31,6 +31,7 @@ from likra.options import (
     model_option,
     option,
 )
+from likra.training_log import trackers_for
 from likra.verifier_metrics import MODE_METHODS
 
 HEAD_CHOICES = {"both": HEADS, "positive": ("positive",), "negative": ("negative",)}
@@ -71,8 +72,12 @@ class LoopConfig:
     # weights and optimiser keep the model's dtype
     bf16: bool = option(False, "bfloat16 autocast for forward and backward (weights and optimiser stay in --dtype).")
     device: str = device_option()
+    report_to: list[str] = option(factory=lambda: ["none"], help="Where the per-step training log also goes: "
+                                  "tensorboard, wandb, all (those installed) or none (the Trainer's "
+                                  "--report_to).")  # fmt: skip
 
     def __post_init__(self) -> None:
+        trackers_for(self.report_to)
         _at_least_one({"--batch-size": self.batch_size, "--micro-batch-size": self.micro_batch_size,
                        "--grad-accum": self.grad_accum, "--epochs": self.epochs, "--lora-r": self.lora_r,
                        "--max-length": self.max_length})  # fmt: skip

@@ -15,9 +15,7 @@ fight with callbacks there. ``benchmarks/train_speed.py`` measures it against th
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +30,6 @@ from likra import parallel
 from likra.checkpoints import (
     FULL,
     OPTIMIZER_STATE,
-    TRAIN_LOG,
     Manifest,
     base_model_entry,
     check_resumable,
@@ -43,13 +40,13 @@ from likra.checkpoints import (
     quiet_peft,
     save_checkpoint,
     step_dir,
-    truncate_log,
 )
 from likra.configs import LoopConfig
 from likra.errors import LikraError
 from likra.files import claim
 from likra.models import LoadedModel, describe
 from likra.scoring import masked_hidden_states, output_logits
+from likra.training_log import training_log
 
 # --- schedule ---------------------------------------------------------------------------------------
 
@@ -77,6 +74,16 @@ def schedule(total: int, points: Sequence[int], batch_size: int) -> list[range]:
         start = end
     assert start == total
     return batches
+
+
+def steps_within(batches: Sequence[range], examples: int) -> int:
+    """The optimiser steps of a schedule that fall within its first ``examples`` examples."""
+    seen = 0
+    for step, batch in enumerate(batches):
+        seen += len(batch)
+        if seen > examples:
+            return step
+    return len(batches)
 
 
 # --- the model and its heads ------------------------------------------------------------------------------------------
@@ -318,13 +325,14 @@ def _fit(
     try:
         if last_good is not None:
             _restore(run, last_good, extends)
-            if run.main:
-                truncate_log(out / TRAIN_LOG, resumed_from)
             if progress is not None:  # a progress bar over the whole run starts where the checkpoint left it
                 progress(resumed_from)
         out.mkdir(parents=True, exist_ok=True)
         interval: dict[str, list[float]] = {h: [0.0, 0.0] for h in run.names}  # summed loss, trained tokens
-        with (out / TRAIN_LOG).open("a") if run.main else open(os.devnull, "w") as log:
+        first_step = 1 + steps_within(run.batches, resumed_from)
+        log = training_log(out, config.report_to, resumed_from=resumed_from, first_step=first_step,
+                           config=run.manifest.config) if run.main else nullcontext(lambda record: None)  # fmt: skip
+        with log as write:
             for batch in run.batches:
                 seen, step = seen + len(batch), step + 1
                 if seen <= resumed_from:  # replaying the schedule up to the checkpoint (nothing is computed)
@@ -340,8 +348,7 @@ def _fit(
                         interval[head] = [interval[head][0] + done[0], interval[head][1] + done[1]]
                 record = {"step": step, "examples": seen, "loss": losses,
                           "examples_per_s": round(len(batch) / (time.perf_counter() - tick), 3)}  # fmt: skip
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+                write(record)
                 if progress is not None:
                     progress(len(batch))
                 if seen in run.points:

@@ -18,6 +18,7 @@ from likra.training import TrainConfig, build_training_set
 
 from .conftest import tiny_llama
 from .test_cli import assert_one_line_error, likra, likra_here
+from .test_training_log import assert_same, expected, tensorboard_scalars
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_checkpoints_at_likras_counts_and_the_policy_learns(tmp_path, data_dir, 
 
 
 def test_resume_continues_the_same_run(tmp_path, data_dir, tiny):
-    cfg = config(data_dir, method="dpo")
+    cfg = config(data_dir, method="dpo", report_to=["tensorboard"])
     train_baseline(tiny(), cfg, tmp_path / "whole")
 
     def stop(n: int) -> None:
@@ -96,6 +97,9 @@ def test_resume_continues_the_same_run(tmp_path, data_dir, tiny):
     logs = [(tmp_path / run / "train_log.jsonl").read_text().splitlines() for run in ("whole", "cut")]
     whole, cut = ([(row["step"], row["examples"]) for row in map(json.loads, lines)] for lines in logs)
     assert cut == whole == [(1, 8), (2, 16)]  # the resumed trainer's steps continue the count
+    read = tensorboard_scalars(tmp_path / "cut" / "runs")  # --report-to: the same numbers, TRL's rewards among them
+    assert_same(read, expected(tmp_path / "cut"))
+    assert {"train/loss/positive", "train/rewards/chosen", "train/rewards/margins"} <= set(read)
     assert json.loads((tmp_path / "cut" / "step-16" / "likra.json").read_text())["steps"] == 2
     with pytest.raises(LikraError, match="already holds checkpoints"):
         train_baseline(tiny(), cfg, tmp_path / "cut")

@@ -77,6 +77,8 @@ class LoopConfig:
                                   "--report_to).")  # fmt: skip
 
     def __post_init__(self) -> None:
+        if isinstance(self.report_to, str):  # the Trainer's report_to="tensorboard"
+            self.report_to = [name for name in self.report_to.split(",") if name]
         trackers_for(self.report_to)
         _at_least_one({"--batch-size": self.batch_size, "--micro-batch-size": self.micro_batch_size,
                        "--grad-accum": self.grad_accum, "--epochs": self.epochs, "--lora-r": self.lora_r,

@@ -330,8 +330,9 @@ def _fit(
         out.mkdir(parents=True, exist_ok=True)
         interval: dict[str, list[float]] = {h: [0.0, 0.0] for h in run.names}  # summed loss, trained tokens
         first_step = 1 + steps_within(run.batches, resumed_from)
+        logs = run.main and resumed_from < len(run.sequence)  # a finished run resumed writes nothing
         log = training_log(out, config.report_to, resumed_from=resumed_from, first_step=first_step,
-                           config=run.manifest.config) if run.main else nullcontext(lambda record: None)  # fmt: skip
+                           config=run.manifest.config) if logs else nullcontext(lambda record: None)  # fmt: skip
         with log as write:
             for batch in run.batches:
                 seen, step = seen + len(batch), step + 1

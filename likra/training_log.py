@@ -10,8 +10,9 @@ adapter; the ``Trainer`` has one), ``train/examples``, ``train/examples_per_s``,
   so ``tensorboard --logdir`` on an experiment's folder shows all its runs. A resumed run writes there again with
   ``purge_step``: TensorBoard drops the steps the run redoes, as ``train_log.jsonl`` loses their lines.
 - W&B: project ``WANDB_PROJECT`` (default ``likra``; the ``Trainer``'s is ``huggingface``), the run named by its
-  folder, the run's options as its config, its files in ``WANDB_DIR`` or the run folder. ``WANDB_MODE=offline``
-  logs without an account (``wandb sync`` uploads later).
+  folder, the run's options as its config, its files in ``WANDB_DIR`` or the run folder, marked failed (exit code 1)
+  when training fails or is interrupted. ``WANDB_MODE=offline`` logs without an account (``wandb sync`` uploads
+  later).
 
 Only the main process writes (``likra.parallel.is_main``); the caller opens the log there alone.
 """
@@ -22,7 +23,7 @@ import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,12 @@ def scalars(record: Record) -> dict[str, float]:
 
 def _start(tracker: str, out: Path, first_step: int, config: dict[str, Any]) -> Any:
     """One of accelerate's trackers, started (W&B's refusals, a missing login the most common, are one line)."""
+    from accelerate import PartialState
     from accelerate.tracking import TensorBoardTracker, WandBTracker
 
+    # accelerate's trackers log through its logging, which needs its state; a plain likra run has none (under
+    # `accelerate launch` likra.parallel made it, and this returns that one)
+    PartialState()
     if tracker == "tensorboard":
         started = TensorBoardTracker("runs", out, purge_step=first_step)
     else:
@@ -84,10 +89,20 @@ def _start(tracker: str, out: Path, first_step: int, config: dict[str, Any]) -> 
     try:
         started.start()
     except Exception as err:  # wandb.errors.UsageError and kin; wandb is not imported unless asked for
+        with suppress(Exception):  # whatever it had started (a W&B run), marked failed
+            _finish(started, failed=True)
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         hint = " (WANDB_MODE=offline logs without an account)" if tracker == "wandb" else ""
         raise LikraError(f"--report-to {tracker}: could not start: {first}{hint}") from None
     return started
+
+
+def _finish(tracker: Any, failed: bool) -> None:
+    """Close a tracker; a W&B run of a run that failed or was interrupted is marked so (exit code 1)."""
+    if tracker.name == "wandb":
+        tracker.run.finish(exit_code=int(failed))
+    else:
+        tracker.finish()
 
 
 @contextmanager
@@ -98,6 +113,7 @@ def training_log(
     appends the record to ``out/train_log.jsonl`` (lines after ``resumed_from``, from a run cut off or started
     over, go first) and logs it to the trackers ``report_to`` names, closed on leaving."""
     started: list[Any] = []
+    failed = True
     try:
         for tracker in trackers_for(report_to):  # first: a tracker that cannot start leaves the log as it was
             started.append(_start(tracker, out, first_step, config))
@@ -111,6 +127,7 @@ def training_log(
                     tracker.log(scalars(record), step=record["step"])
 
             yield write
+        failed = False
     finally:
         for tracker in started:
-            tracker.finish()
+            _finish(tracker, failed)

@@ -49,6 +49,7 @@ def likra_here(*args: str, data_dir=None) -> subprocess.CompletedProcess:
     from likra.cli import main
 
     out, err = io.StringIO(), io.StringIO()
+    hook = sys.excepthook  # typer's app replaces it
     with (
         quiet_transformers(transformers_logging),  # what TRANSFORMERS_VERBOSITY does when a new process imports it
         mock.patch.dict(os.environ, _env(data_dir), clear=True),
@@ -61,6 +62,8 @@ def likra_here(*args: str, data_dir=None) -> subprocess.CompletedProcess:
             code = 0
         except SystemExit as exit:
             code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        finally:
+            sys.excepthook = hook
     return subprocess.CompletedProcess(["likra", *args], code, out.getvalue(), err.getvalue())
 
 

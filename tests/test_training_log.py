@@ -86,6 +86,9 @@ def test_tensorboard_holds_the_logs_numbers_and_a_resumed_run_each_step_once(tmp
     assert_same(read, expected(run))
     assert set(read) == {"train/loss/positive", "train/loss/negative", "train/examples", "train/examples_per_s"}
     assert [v for _, v in read["train/examples"]] == [8, 16, 24]
+    files = sorted((run / "runs").iterdir())
+    train(fresh(), config, run, resume=True)  # a finished run resumed: nothing to train, nothing written
+    assert sorted((run / "runs").iterdir()) == files
 
 
 def test_a_fresh_start_clears_the_log_of_a_run_cut_off_before_its_first_checkpoint(tmp_path, data_dir, fresh):
@@ -97,11 +100,19 @@ def test_a_fresh_start_clears_the_log_of_a_run_cut_off_before_its_first_checkpoi
     assert set(log_rows(run)[0]["loss"]) == {"positive", "negative"}
 
 
-def test_wandb_offline_holds_the_logs_numbers_and_the_runs_options(tmp_path, data_dir, fresh, monkeypatch):
+@pytest.fixture
+def wandb_offline(monkeypatch):
+    """W&B in its offline mode, in a process with no accelerate state yet (as a new ``likra train``)."""
+    from accelerate.state import PartialState
+
+    monkeypatch.setattr(PartialState, "_shared_state", {})
     for name in ("WANDB_DIR", "WANDB_PROJECT", "WANDB_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+def test_wandb_offline_holds_the_logs_numbers_and_the_runs_options(tmp_path, data_dir, fresh, wandb_offline):
     run = tmp_path / "run"
     train(fresh(), TrainConfig(n=16, data_dir=str(data_dir), seed=3, lr=2e-3, report_to=["wandb"]), run)
     records = wandb_records(run)
@@ -119,6 +130,18 @@ def test_wandb_offline_holds_the_logs_numbers_and_the_runs_options(tmp_path, dat
     assert_same(read, expected(run))
 
 
+def test_a_wandb_run_cut_short_is_marked_failed(tmp_path, wandb_offline):
+    with (
+        pytest.raises(KeyboardInterrupt),
+        training_log(tmp_path, ["wandb"], resumed_from=0, first_step=1, config={}) as write,
+    ):
+        write({"step": 1, "examples": 8, "loss": {"positive": 1.0}})
+        raise KeyboardInterrupt
+    exits = [r.exit.exit_code for r in wandb_records(tmp_path) if r.WhichOneof("record_type") == "exit"]
+    assert exits == [1]
+    assert log_rows(tmp_path) == [{"step": 1, "examples": 8, "loss": {"positive": 1.0}}]
+
+
 @pytest.mark.parametrize(
     ("report_to", "message"),
     [
@@ -130,6 +153,11 @@ def test_wandb_offline_holds_the_logs_numbers_and_the_runs_options(tmp_path, dat
 def test_report_to_is_checked_when_the_config_is_built(data_dir, report_to, message):
     with pytest.raises(LikraError, match=message):
         TrainConfig(n=8, data_dir=str(data_dir), report_to=report_to)
+
+
+def test_report_to_as_the_trainer_spells_it_in_python():
+    assert TrainConfig(report_to="tensorboard").report_to == ["tensorboard"]
+    assert TrainConfig(report_to="tensorboard,wandb").report_to == ["tensorboard", "wandb"]
 
 
 def test_a_tracker_not_installed_is_named_with_its_extra(monkeypatch):

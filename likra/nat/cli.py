@@ -103,7 +103,7 @@ def nat_compare(
 @config_options(NATCurveConfig, skip=("train", "eval"), build=False)
 @config_options(NATConfig, into="train", help=NAT_CURVE_HELP, only=(
     "task", "model", "pos", "neg", "pos_num", "lr", "epochs", "batch_size", "bf16", "max_length", "eval_split",
-    "data_dir", "device", "gradient_checkpointing"))  # fmt: skip
+    "data_dir", "device", "gradient_checkpointing", "report_to"))  # fmt: skip
 @config_options(AgentEvalConfig, into="eval", help=NAT_CURVE_HELP, only=(
     "limit", "sample", "seed", "max_steps", "max_new_tokens", "dtype", "corpus", "search_url"))  # fmt: skip
 def nat_curve(

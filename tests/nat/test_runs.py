@@ -59,7 +59,7 @@ def test_nat_cli_errors(tmp_path, data_dir, release_sample):
         likra_here("nat", "train", "--out", out, "--pos", str(neg), data_dir=data_dir), "are failed", str(neg)
     )
     assert_one_line_error(likra_here("nat", "eval", "--out", out, "--task", "chess", data_dir=data_dir), "--task chess")
-    assert_one_line_error(likra_here("nat", "collect", "--out", out, "--temperatures", "hot"), "--temperatures hot")
+    assert_one_line_error(likra("nat", "collect", "--out", out, "--temperatures", "hot"), "--temperatures hot")
     assert_one_line_error(
         likra_here(
             "nat", "eval", "--out", out, "--task", "hotpotqa", "--corpus", str(tmp_path / "none.txt"), data_dir=data_dir

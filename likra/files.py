@@ -95,21 +95,34 @@ def read_text(path: str | Path) -> str:
         raise LikraError(f"{path}:{line}: not UTF-8 text (byte {err.start}: {err.reason})") from None
 
 
+class BadJSON(ValueError):
+    """JSON that Python's parser refuses; the message says why in a few words."""
+
+
+def load_json(text: str | bytes) -> Any:
+    """``json.loads``, each way it refuses one ``BadJSON``: bad syntax, bytes that are not UTF-8, and what it
+    refuses beyond syntax (nesting deeper than the recursion limit, an integer of more than 4,300 digits). Files
+    (``parse_json``) and the server's request bodies (``likra.server.parse``) read JSON through it."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise BadJSON("empty" if not text.strip() else f"line {err.lineno} column {err.colno}: {err.msg}") from None
+    except UnicodeDecodeError as err:
+        raise BadJSON(f"not UTF-8: {err.reason} at byte {err.start}") from None
+    except RecursionError:
+        raise BadJSON("nested too deeply") from None
+    except ValueError:  # the only other refusal: an integer over the length limit
+        raise BadJSON(f"an integer of more than {sys.get_int_max_str_digits()} digits") from None
+
+
 def parse_json(text: str, where: str, what: str = "JSON") -> Any:
     """``text`` parsed as JSON, or one ``LikraError`` starting with ``where`` (a file, ``FILE:LINE``, a request):
-    bad syntax, what Python's parser refuses beyond syntax (an integer of more than 4,300 digits, nesting deeper
-    than its recursion limit), and text no tokenizer can encode (a lone surrogate such as ``"\\ud800"``, valid
+    what ``load_json`` refuses, and text no tokenizer can encode (a lone surrogate such as ``"\\ud800"``, valid
     JSON that fails only later, inside the tokenizer, after the model has loaded)."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        detail = "empty" if not text.strip() else f"line {err.lineno} column {err.colno}: {err.msg}"
-        raise LikraError(f"{where}: malformed JSON ({detail}); expected {what}") from None
-    except RecursionError:
-        raise LikraError(f"{where}: JSON nested too deeply; expected {what}") from None
-    except ValueError:  # the only other refusal: an integer over the length limit
-        limit = sys.get_int_max_str_digits()
-        raise LikraError(f"{where}: an integer of more than {limit} digits; expected {what}") from None
+        data = load_json(text)
+    except BadJSON as err:
+        raise LikraError(f"{where}: malformed JSON ({err}); expected {what}") from None
     field = unencodable_field(data)
     if field is not None:
         raise LikraError(f"{where}: {field}: text with a lone surrogate (such as \\ud800), which no tokenizer encodes")

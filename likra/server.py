@@ -26,7 +26,6 @@ import json
 import logging
 import queue
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -45,7 +44,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from likra.configs import ServeConfig, VerifierConfig
 from likra.errors import LikraError
-from likra.files import unencodable_field
+from likra.files import BadJSON, load_json, unencodable_field
 from likra.progress import OnLoad, quiet
 from likra.verifier import Row, Verifier
 
@@ -311,14 +310,10 @@ async def parse(request: Request, model: type[T]) -> T:
     """The body as ``model``, whatever the Content-Type (clients send JSON as form data too): malformed JSON is
     400, a wrong field 422, each with a one-line message naming the field."""
     try:
-        data = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        data = load_json(await request.body())
+    except BadJSON as err:
         raise Rejected(400, f"malformed JSON ({err})") from None
-    except ValueError:  # the other refusal beyond syntax
-        raise Rejected(400, f"malformed JSON (an integer of more than {sys.get_int_max_str_digits()} digits)") from None
-    except RecursionError:  # nested deeper than Python's parser goes
-        raise Rejected(400, "malformed JSON (nested too deeply)") from None
-    field = unencodable_field(data)
+    field = unencodable_field(data)  # well-formed JSON, so 422 rather than 400
     if field is not None:  # the tokenizer would fail on it, and with it every request batched beside it
         raise Rejected(422, f"{field}: text with a lone surrogate (such as \\ud800), which no tokenizer encodes")
     try:

@@ -215,6 +215,15 @@ def submit(batcher: Batcher, loop, rows: list[Row]):
     return asyncio.run_coroutine_threadsafe(batcher.score(rows), loop)
 
 
+def busy(loop, first: list[Row], max_batch: int = 64, max_queue: int = 8):
+    """A batcher whose worker is scoring ``first`` (held until ``scorer.release``): what is submitted next queues."""
+    scorer = SlowScorer()
+    batcher = Batcher(scorer, max_batch=max_batch, max_queue=max_queue)
+    job = submit(batcher, loop, first)
+    assert scorer.entered.wait(10)
+    return scorer, batcher, job
+
+
 @pytest.fixture
 def loop():
     import asyncio
@@ -238,10 +247,7 @@ def wait_until(condition, seconds: float = 10) -> None:
 
 
 def test_requests_waiting_together_are_scored_in_one_call(loop):
-    scorer = SlowScorer()
-    batcher = Batcher(scorer, max_batch=64, max_queue=8)
-    first = submit(batcher, loop, rows("a"))
-    assert scorer.entered.wait(10)  # the worker is scoring the first request
+    scorer, batcher, first = busy(loop, rows("a"))
     waiting = [submit(batcher, loop, rows("bb", "ccc")) for _ in range(4)]
     wait_until(lambda: batcher.jobs.qsize() == 4)
     scorer.release.set()
@@ -251,10 +257,7 @@ def test_requests_waiting_together_are_scored_in_one_call(loop):
 
 
 def test_a_batch_stops_at_max_batch_answers(loop):
-    scorer = SlowScorer()
-    batcher = Batcher(scorer, max_batch=4, max_queue=8)
-    submit(batcher, loop, rows("a"))
-    assert scorer.entered.wait(10)
+    scorer, batcher, _ = busy(loop, rows("a"), max_batch=4)
     waiting = [submit(batcher, loop, rows("b", "c")) for _ in range(3)]
     wait_until(lambda: batcher.jobs.qsize() == 3)
     scorer.release.set()
@@ -263,10 +266,7 @@ def test_a_batch_stops_at_max_batch_answers(loop):
 
 
 def test_a_full_queue_is_busy_and_a_scorer_failure_answers_only_its_batch(loop):
-    scorer = SlowScorer()
-    batcher = Batcher(scorer, max_batch=64, max_queue=1)
-    failing = submit(batcher, loop, rows("a", question="fail"))
-    assert scorer.entered.wait(10)
+    scorer, batcher, failing = busy(loop, rows("a", question="fail"), max_queue=1)
     queued = submit(batcher, loop, rows("bb"))
     wait_until(lambda: batcher.jobs.qsize() == 1)
     with pytest.raises(Busy):
@@ -350,10 +350,7 @@ def test_over_http_a_full_queue_is_503_and_a_scorer_failure_500(loop):
 
 def test_good_requests_batched_beside_a_failing_one_get_their_numbers(loop):
     """A call failing on one request's answers is tried again request by request: only the culprit gets the error."""
-    scorer = SlowScorer()
-    batcher = Batcher(scorer, max_batch=64, max_queue=8)
-    submit(batcher, loop, rows("a"))
-    assert scorer.entered.wait(10)
+    scorer, batcher, _ = busy(loop, rows("a"))
     goods = [submit(batcher, loop, rows("bb", "ccc")) for _ in range(3)]
     failing, refused = submit(batcher, loop, rows("a", question="fail")), submit(batcher, loop, rows("refused"))
     more = [submit(batcher, loop, rows("dddd")) for _ in range(3)]
@@ -371,10 +368,7 @@ def test_good_requests_batched_beside_a_failing_one_get_their_numbers(loop):
 def test_a_request_given_up_on_does_not_stop_the_worker(loop):
     """A request cancelled while it waits (its task given up on) is skipped; before, setting its result killed the
     worker thread and every later request waited forever."""
-    scorer = SlowScorer()
-    batcher = Batcher(scorer, max_batch=1, max_queue=8)
-    first = submit(batcher, loop, rows("a"))
-    assert scorer.entered.wait(10)
+    scorer, batcher, first = busy(loop, rows("a"), max_batch=1)
     given_up = submit(batcher, loop, rows("bb"))
     wait_until(lambda: batcher.jobs.qsize() == 1)
     given_up.cancel()

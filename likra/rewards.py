@@ -22,7 +22,6 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from likra.errors import LikraError
@@ -135,13 +134,8 @@ class AsyncLikraReward(LikraReward):
 
 
 def _open(source: Any) -> Any:
-    """An open ``Verifier`` from a folder, a ``VerifierConfig`` or a ``Verifier``."""
+    """An open ``Verifier``: ``source`` itself, or one opened on it (a folder or a ``VerifierConfig``, as
+    ``Verifier`` takes them)."""
     from likra.verifier import Verifier
 
-    if isinstance(source, Verifier):
-        return source
-    if isinstance(source, str | Path):
-        from likra.configs import VerifierConfig
-
-        source = VerifierConfig(checkpoint=str(source))
-    return Verifier(source)
+    return source if isinstance(source, Verifier) else Verifier(source)
